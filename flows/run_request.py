@@ -1,0 +1,97 @@
+"""Run a request end to end: plan → check → pin → chunks (execute, validate, commit) → review → report.
+
+Async so that it can wait for a review while holding nothing but a poll; the chunk work runs in
+the synchronous ``process_chunks`` subflow. The review window ends on our own clock, never through
+Prefect's pause timeout, so a run with nobody reviewing still ends Completed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+from prefect import flow
+
+from airlock.orchestration import current_flow_run_id, wait_for_review
+from airlock.settings import Settings
+from flows.process_chunks import process_chunks
+from tasks.commit import commit_decided
+from tasks.load import PinRunInput, pin_run
+from tasks.plan import PlanRequestInput, plan_request
+from tasks.report import finish_run
+from tasks.resources import resources
+from tasks.review import apply_review_input, review_description
+
+
+@flow(name="run-request", log_prints=True)
+async def run_request(
+    playbook: str = "playbooks/enrich_accounts.yaml",
+    input_path: str | None = None,
+    review_timeout: float | None = None,
+    dry_run: bool = False,
+    run_id: str | None = None,
+    started_by: str | None = None,
+) -> dict[str, Any]:
+    """Enrich a dataset as a playbook says.
+
+    Args:
+        playbook: playbook file, relative to the project folder.
+        input_path: CSV to process; defaults to the playbook's `input:`.
+        review_timeout: seconds to wait for reviewers (0: do not wait; flagged records stay pending).
+            Defaults to the playbook policy's review_timeout_seconds.
+        dry_run: stop before any write and report the changes that would be made.
+        run_id: resume or re-run this Airlock run id (work already stored is not redone).
+        started_by: who started the run; defaults to AIRLOCK_USER or the OS user.
+    """
+    settings = Settings()
+    actor = started_by or settings.actor
+    planned = plan_request(PlanRequestInput(playbook=playbook, input_path=input_path))
+    plan = planned.plan
+    window = plan.policy.review_timeout_seconds if review_timeout is None else review_timeout
+    pinned = pin_run(PinRunInput(
+        plan=plan, playbook=planned.playbook, input_path=planned.input_path, started_by=actor, dry_run=dry_run,
+        review_timeout=window, run_id=run_id, flow_run_id=current_flow_run_id(),
+    ))
+    store = resources().store
+    try:
+        await asyncio.to_thread(process_chunks, pinned.run_id, plan, pinned.chunk_count, dry_run, actor)
+        if window > 0 and not dry_run:
+            await _wait_for_reviewers(pinned.run_id, planned.playbook, plan, window, settings, actor)
+        commit_decided(pinned.run_id, plan, dry_run, actor)
+    except Exception as error:  # the flow boundary: the run is marked failed in the store, then re-raised
+        store.update_run(pinned.run_id, status="failed", error=f"{type(error).__name__}: {error}"[:2000])
+        store.audit("run.failed", actor=actor, run_id=pinned.run_id, data={"error": str(error)[:2000]})
+        raise
+    return finish_run(pinned.run_id, "completed", actor)
+
+
+async def _wait_for_reviewers(run_id: str, playbook: str, plan: Any, window: float, settings: Settings,
+                              actor: str) -> None:
+    store = resources().store
+    deadline = time.monotonic() + window
+    while store.pending_review_count(run_id) and (remaining := deadline - time.monotonic()) > 0:
+        store.update_run(run_id, status="waiting_review")
+        store.audit("review.waiting", actor="airlock", run_id=run_id,
+                    data={"pending": store.pending_review_count(run_id), "window_seconds": round(remaining, 1)})
+        review = await wait_for_review(review_description(run_id, playbook, window), remaining,
+                                       settings.review_poll_interval)
+        store.update_run(run_id, status="running")
+        apply_review_input(run_id, review)
+        commit_decided(run_id, plan, False, actor)
+        if review.timed_out:
+            break
+
+
+def preflight(playbook: str, input_path: str | None) -> dict[str, Any]:
+    """Everything a person can get wrong, checked before Prefect starts: the playbook, the plan,
+    the input file. Raises one clear error; the CLI calls it so mistakes never cost a flow run."""
+    from airlock.dataset import read_dataset
+    from tasks.plan import plan_request_fn
+
+    planned = plan_request_fn(PlanRequestInput(playbook=playbook, input_path=input_path))
+    plan = planned.plan
+    dataset = read_dataset(Path(planned.input_path), key=plan.dataset.key, required=plan.dataset.columns)
+    return {"plan": plan, "playbook": planned.playbook, "input_path": planned.input_path,
+            "records": len(dataset.records), "steps": len(plan.steps)}

@@ -1,0 +1,107 @@
+"""``airlock review``: the review queue from a terminal. The actor is AIRLOCK_USER or the OS user."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from airlock import review
+from airlock.cli.common import console, open_store, print_json, settings
+from airlock.errors import UserError
+from airlock.project import load_project_object
+from airlock.settings import Settings
+from airlock.store import Store
+
+app = typer.Typer(no_args_is_help=True, help="Decide flagged records: approve writes them, reject never does.")
+
+
+@app.command("list")
+def list_command(
+    run: Annotated[str | None, typer.Option("--run", help="only this run (id or prefix)")] = None,
+    reason: Annotated[str | None, typer.Option(help="only items with a reason code containing this")] = None,
+    status: Annotated[str, typer.Option(help="pending, approved, rejected or all")] = "pending",
+    limit: Annotated[int, typer.Option(help="at most this many")] = 50,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """The queue, riskiest first: the record, the proposed change and why it was flagged."""
+    store = open_store(settings())
+    run_id = store.get_run(run)["id"] if run else None
+    items = store.review_items_for(run_id=run_id, status=None if status == "all" else status, reason=reason,
+                                   limit=limit)
+    if as_json:
+        print_json(items)
+        return
+    table = Table(title=f"{len(items)} review item(s)" + (f" of run {run_id[:8]}" if run_id else ""))
+    for column in ("item", "run", "record", "change", "why", "status"):
+        table.add_column(column)
+    for item in items:
+        table.add_row(str(item["id"]), item["run_id"][:8], item["record_id"], _changes(item["changes"]),
+                      ", ".join(item["reasons"]), item["status"])
+    console.print(table)
+
+
+def _changes(changes: dict[str, Any]) -> str:
+    lines = []
+    for field, change in changes.items():
+        confidence = change.get("confidence")
+        suffix = f" ({confidence:.2f})" if isinstance(confidence, (int, float)) and confidence < 1 else ""
+        lines.append(f"{field}: {change.get('before')!s} → {change.get('after')!s}{suffix}")
+    return "\n".join(lines)
+
+
+def _decide(decision: str, item_ids: list[int], run: str | None, all_pending: bool, note: str) -> None:
+    config = settings()
+    store = open_store(config)
+    if all_pending:
+        if run is None:
+            raise UserError("--all needs --run: decide one run's queue at a time")
+        item_ids = [i["id"] for i in store.review_items_for(run_id=store.get_run(run)["id"])]
+        if not item_ids:
+            console.print("nothing pending")
+            return
+    result = review.decide(store, item_ids, decision, actor=config.actor, source="cli", note=note)
+    console.print(f"{decision} {len(result.decided)} item(s) as {config.actor}"
+                  + (f"; {result.skipped} were already decided" if result.skipped else ""))
+    how = review.take_effect(store, result.runs, resume=_resume, follow_up=lambda r: _follow_up(config, r),
+                             actor=config.actor)
+    for run_id, what in how.items():
+        counts = store.outcome_counts(run_id)
+        console.print(f"run {run_id[:8]}: {what}; now {counts}")
+
+
+def _resume(flow_run_id: str, run_input: dict[str, Any]) -> bool:
+    from airlock.orchestration import resume_paused_run
+
+    return resume_paused_run(flow_run_id, run_input)
+
+
+def _follow_up(config: Settings, run_id: str) -> None:
+    flow = load_project_object(config.project_dir, "flows/commit_decisions.py:commit_decisions")
+    asyncio.run(flow(run_id=run_id, actor=config.actor))
+
+
+ItemIds = Annotated[list[int] | None, typer.Argument(help="review item ids (see 'airlock review list')")]
+RunOpt = Annotated[str | None, typer.Option("--run", help="with --all: this run's queue")]
+AllOpt = Annotated[bool, typer.Option("--all", help="every pending item of --run")]
+NoteOpt = Annotated[str, typer.Option(help="a note kept with the decision")]
+
+
+@app.command("approve")
+def approve_command(item_ids: ItemIds = None, run: RunOpt = None, all_pending: AllOpt = False,
+                    note: NoteOpt = "") -> None:
+    """Approve items: their proposed change is written (now, or by the waiting run)."""
+    _decide("approved", item_ids or [], run, all_pending, note)
+
+
+@app.command("reject")
+def reject_command(item_ids: ItemIds = None, run: RunOpt = None, all_pending: AllOpt = False,
+                   note: NoteOpt = "") -> None:
+    """Reject items: their proposed change is never written."""
+    _decide("rejected", item_ids or [], run, all_pending, note)
+
+
+def pending(store: Store, run_id: str) -> int:
+    return store.pending_review_count(run_id)

@@ -1,0 +1,148 @@
+"""``airlock run``, ``airlock demo`` and ``airlock pin``."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from airlock.cli.common import console, open_store, print_json, settings
+from airlock.errors import UserError
+from airlock.playbook import Playbook, dump_playbook, load_playbook
+from airlock.project import load_project_object
+from airlock.report import build_report
+from airlock.settings import Settings
+from airlock.store import Store
+
+DEMO_PLAYBOOK = "playbooks/enrich_accounts.yaml"
+
+
+def run_command(
+    playbook: Annotated[str, typer.Argument(help="playbook YAML file")],
+    input: Annotated[str | None, typer.Option("--input", "-i", help="CSV to process (default: the playbook's)")] = None,
+    review_timeout: Annotated[float | None, typer.Option(help="seconds to wait for reviewers; 0 runs headless")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="stop before any write; show what would change")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print the run report as JSON on stdout")] = False,
+    run_id: Annotated[str | None, typer.Option(help="resume this run: stored work is not redone")] = None,
+) -> int:
+    """Plan, execute, validate and commit a playbook over a dataset."""
+    if review_timeout is not None and review_timeout < 0:
+        raise UserError("--review-timeout must be 0 or more seconds")
+    config = settings()
+    report = execute_run(config, playbook, input, review_timeout, dry_run, run_id, quiet=as_json)
+    if as_json:
+        print_json(report)
+    else:
+        show_summary(report)
+    return 0 if report["conserved"] else 1
+
+
+def demo_command(
+    review_timeout: Annotated[float, typer.Option(help="seconds to wait for reviewers")] = 0.0,
+) -> int:
+    """The demo: enrich the ~2,000 sample accounts end to end on the embedded default
+    (SQLite, ephemeral Prefect, no API key)."""
+    config = settings()
+    console.print(f"[bold]Airlock demo[/bold]: state in {config.state_dir}")
+    report = execute_run(config, DEMO_PLAYBOOK, None, review_timeout, False, None, quiet=False)
+    show_summary(report)
+    short = report["run_id"][:8]
+    if report["counts"].get("pending_review"):
+        console.print(
+            f"\n[bold]{report['counts']['pending_review']}[/bold] record(s) wait for review. Next:\n"
+            f"  airlock review list --run {short}            # what was flagged and why\n"
+            f"  airlock review approve --run {short} ID …    # write them (or 'reject')\n"
+            f"  airlock dlq list --run {short}               # what failed, to inspect and replay\n"
+            f"  airlock runs show {short}                    # the report again"
+        )
+    return 0 if report["conserved"] else 1
+
+
+def pin_command(
+    playbook: Annotated[str, typer.Argument(help="a playbook with a request:")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="where to write the pinned playbook")],
+    input: Annotated[str | None, typer.Option("--input", "-i", help="CSV whose columns the plan reads")] = None,
+) -> None:
+    """Plan a playbook's request now and write a pinned playbook (plan + plan_hash) that schedules
+    can run without planning again."""
+    config = settings()
+    preflight = load_project_object(config.project_dir, "flows/run_request.py:preflight")
+    checked = preflight(playbook, input)
+    source = load_playbook(_resolve(config, playbook))
+    pinned = Playbook(name=source.name, description=source.description, input=source.input,
+                      plan=checked["plan"], plan_hash=checked["plan"].hash)
+    out.write_text(f"# Pinned from {playbook}; edit the source and pin again to change it.\n" + dump_playbook(pinned))
+    console.print(f"pinned plan {checked['plan'].hash} ({checked['steps']} steps) -> {out}")
+
+
+def _resolve(config: Settings, path: str) -> Path:
+    candidate = Path(path)
+    return candidate if candidate.is_absolute() or candidate.exists() else config.project_dir / candidate
+
+
+def execute_run(config: Settings, playbook: str, input_path: str | None, review_timeout: float | None,
+                dry_run: bool, run_id: str | None, *, quiet: bool) -> dict[str, Any]:
+    store = open_store(config)
+    preflight = load_project_object(config.project_dir, "flows/run_request.py:preflight")
+    if run_id is not None:
+        run_id = store.get_run(run_id)["id"]
+    checked = preflight(playbook, input_path)  # user mistakes stop here, before Prefect starts
+    flow = load_project_object(config.project_dir, "flows/run_request.py:run_request")
+    run_id = run_id or str(uuid.uuid4())
+    if not quiet:
+        console.print(f"run [bold]{run_id}[/bold]: {checked['records']} records, plan {checked['plan'].hash}, "
+                      f"{checked['steps']} steps{' (dry run)' if dry_run else ''}")
+    done = threading.Event()
+    watcher = threading.Thread(target=_show_progress, args=(store, run_id, done, quiet), daemon=True)
+    watcher.start()
+    try:
+        asyncio.run(flow(playbook=playbook, input_path=input_path, review_timeout=review_timeout, dry_run=dry_run,
+                         run_id=run_id, started_by=config.actor))
+    finally:
+        done.set()
+        watcher.join(timeout=5)
+    return build_report(store, run_id, with_records=True)
+
+
+def _show_progress(store: Store, run_id: str, done: threading.Event, quiet: bool) -> None:
+    """Follow the run through the store (not through Prefect), so it works the same for a run
+    started here or by a deployment."""
+    if quiet:
+        return
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=False) as progress:
+        bar = progress.add_task("starting Prefect", total=None)
+        total = None
+        while not done.wait(0.3):
+            try:
+                if total is None:
+                    run = store.get_run(run_id)
+                    steps = len(store.get_plan(run["plan_hash"])["steps"])
+                    total = run["chunk_count"] * (steps + 2)
+                    progress.update(bar, total=total, description=f"chunk tasks ({run['chunk_count']} chunks)")
+                progress.update(bar, completed=store.progress(run_id))
+            except UserError:
+                continue  # the run is not pinned yet
+        if total is not None:
+            progress.update(bar, completed=store.progress(run_id))
+
+
+def show_summary(report: dict[str, Any]) -> None:
+    table = Table(title=f"run {report['run_id']}  ({report['playbook']}, plan {report['plan_hash']})")
+    table.add_column("outcome")
+    table.add_column("records", justify="right")
+    for name, count in report["counts"].items():
+        table.add_row(name, str(count))
+    table.add_row("[bold]total[/bold]", f"[bold]{report['accounted']}[/bold] of {report['input_count']} input")
+    console.print(table)
+    if report["reasons"]:
+        top = ", ".join(f"{code} ({n})" for code, n in list(report["reasons"].items())[:6])
+        console.print(f"flagged for: {top}")
+    if not report["conserved"]:
+        console.print("[red]records are unaccounted for: this is a bug, the run report above says where[/red]")

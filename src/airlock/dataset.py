@@ -1,0 +1,69 @@
+"""Reading an input dataset (CSV) with errors a person can act on, and hashing it.
+
+The whole file is checked before anything is pinned or written: a missing file, missing columns,
+empty or repeated record ids are each refused with one line that says what to fix.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from airlock.errors import InputDataError
+
+
+@dataclass
+class Dataset:
+    path: Path
+    columns: list[str]
+    records: list[dict[str, str]]
+    sha256: str
+
+
+def read_header(path: Path) -> list[str]:
+    _require_file(path)
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        header = next(csv.reader(handle), None)
+    if not header:
+        raise InputDataError(f"{path}: the file is empty; expected a CSV with a header row")
+    return [h.strip() for h in header]
+
+
+def read_dataset(path: Path, *, key: str, required: list[str]) -> Dataset:
+    _require_file(path)
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise InputDataError(f"{path}: not UTF-8 text (byte {error.start}); save the CSV as UTF-8") from error
+    reader = csv.DictReader(text.splitlines())
+    columns = [c.strip() for c in (reader.fieldnames or [])]
+    missing = [c for c in [key, *required] if c not in columns]
+    if missing:
+        raise InputDataError(
+            f"{path}: missing column(s) {', '.join(sorted(set(missing)))}; the file has {', '.join(columns) or 'none'}"
+        )
+    reader.fieldnames = columns
+    records: list[dict[str, str]] = []
+    for line, row in enumerate(reader, start=2):
+        if None in row:
+            raise InputDataError(f"{path}: line {line} has more fields than the header")
+        record = {k: (v or "").strip() for k, v in row.items()}
+        if not record[key]:
+            raise InputDataError(f"{path}: line {line} has an empty {key!r}; every record needs one")
+        records.append(record)
+    repeated = [k for k, n in Counter(r[key] for r in records).items() if n > 1]
+    if repeated:
+        shown = ", ".join(sorted(repeated)[:5]) + (" …" if len(repeated) > 5 else "")
+        raise InputDataError(f"{path}: {len(repeated)} {key} value(s) appear more than once: {shown}")
+    if not records:
+        raise InputDataError(f"{path}: no records after the header")
+    return Dataset(path, columns, records, hashlib.sha256(raw).hexdigest())
+
+
+def _require_file(path: Path) -> None:
+    if not path.is_file():
+        raise InputDataError(f"input file not found: {path}")

@@ -1,0 +1,179 @@
+"""Running one plan step over the records of one chunk.
+
+Tools are called per record inside the chunk: a record whose call still fails after the effect's
+retries and the step's fallback becomes a per-record failure (a dead letter later) and the rest of
+the chunk proceeds. Pure tools (effect ``none``) are cached by input, so repeated values — the same
+country spelling a thousand times — cost one call.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import orjson
+
+from airlock.errors import is_retryable
+from airlock.plan import Binding, Plan, Step
+from airlock.registry import CONFIDENCE_FIELD, FLAGS_FIELD, ToolRegistry, ToolSpec
+from airlock.retry import RetryOutcome, RetryPolicy, call_with_retry
+
+Record = dict[str, Any]
+TOOL_KEY = "_tool"  # which tool (primary or fallback) produced an output
+
+
+@dataclass
+class RecordFailure:
+    tool: str
+    spec_hash: str
+    error_type: str
+    error: str
+    retryable: bool
+    attempts: list[dict[str, Any]]
+    input: dict[str, Any]
+
+
+@dataclass
+class StepResult:
+    """What one step did for one chunk: outputs and failures by record id. Stored per
+    (run, step, chunk), so a re-run returns it instead of calling any tool again."""
+
+    step_id: str
+    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    failures: dict[str, RecordFailure] = field(default_factory=dict)
+    calls: int = 0
+    cache_hits: int = 0
+    fallbacks: int = 0
+    seconds: float = 0.0
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(asdict(self))
+
+    @classmethod
+    def from_bytes(cls, payload: bytes) -> StepResult:
+        data = orjson.loads(payload)
+        data["failures"] = {k: RecordFailure(**v) for k, v in data["failures"].items()}
+        return cls(**data)
+
+
+class ToolCache:
+    """Per-process memo for pure tools, keyed by spec hash and input values."""
+
+    def __init__(self, max_entries: int = 200_000) -> None:
+        self.max_entries = max_entries
+        self._entries: dict[tuple[Any, ...], dict[str, Any]] = {}
+
+    def get(self, key: tuple[Any, ...]) -> dict[str, Any] | None:
+        return self._entries.get(key)
+
+    def put(self, key: tuple[Any, ...], value: dict[str, Any]) -> None:
+        if len(self._entries) >= self.max_entries:
+            self._entries.clear()  # cheap and bounded; a pure tool just computes again
+        self._entries[key] = value
+
+
+def resolve_binding(binding: Binding, record: Record, prior: dict[str, StepResult], record_id: str) -> Any:
+    if binding.source == "record":
+        value = record.get(binding.field or "")
+        return None if value == "" else value
+    if binding.source == "step":
+        return prior[binding.step or ""].outputs[record_id].get(binding.field or "")
+    if binding.source == "literal":
+        return binding.value
+    raise ValueError(f"binding {binding} is not available in the propose phase")
+
+
+def failed_earlier(prior: dict[str, StepResult]) -> set[str]:
+    return {rid for result in prior.values() for rid in result.failures}
+
+
+def run_step(
+    plan: Plan,
+    step: Step,
+    registry: ToolRegistry,
+    records: Sequence[Record],
+    prior: dict[str, StepResult],
+    *,
+    cache: ToolCache | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> StepResult:
+    started = time.perf_counter()
+    primary = registry[step.tool]
+    fallback = registry.get(step.fallback) if step.fallback else None
+    result = StepResult(step_id=step.id)
+    skip = failed_earlier(prior)
+    key_field = plan.dataset.key
+    for record in records:
+        record_id = str(record[key_field])
+        if record_id in skip:
+            continue
+        payload = {name: resolve_binding(b, record, prior, record_id) for name, b in step.inputs.items()}
+        attempts: list[dict[str, Any]] = []
+        last: tuple[ToolSpec[Any, Any], BaseException] | None = None
+        for spec in (primary, fallback):
+            if spec is None:
+                continue
+            tool_input = {k: v for k, v in payload.items() if k in spec.input_model.model_fields}
+            try:
+                output = _call(spec, tool_input, step, cache, result, attempts, sleep)
+            except Exception as error:  # noqa: BLE001 - the record boundary: the failure is kept, the chunk goes on
+                last = (spec, error)
+                continue
+            result.outputs[record_id] = output
+            if spec is not primary:
+                result.fallbacks += 1
+            last = None
+            break
+        if last is not None:
+            spec, error = last
+            result.failures[record_id] = RecordFailure(
+                tool=spec.name, spec_hash=spec.spec_hash, error_type=type(error).__name__,
+                error=str(error)[:1000], retryable=is_retryable(error), attempts=attempts, input=payload,
+            )
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _call(
+    spec: ToolSpec[Any, Any],
+    tool_input: dict[str, Any],
+    step: Step,
+    cache: ToolCache | None,
+    result: StepResult,
+    attempts: list[dict[str, Any]],
+    sleep: Callable[[float], None],
+) -> dict[str, Any]:
+    policy = spec.policy
+    key: tuple[Any, ...] | None = None
+    if cache is not None and policy.cacheable:
+        key = (spec.spec_hash, *sorted(tool_input.items()))
+        hit = cache.get(key)
+        if hit is not None:
+            result.cache_hits += 1
+            return hit
+    retry = policy.retry if step.attempts is None else RetryPolicy(
+        attempts=step.attempts, base_delay=policy.retry.base_delay, max_delay=policy.retry.max_delay
+    )
+    outcome = RetryOutcome()
+    result.calls += 1
+    try:
+        output = call_with_retry(lambda: spec.call(tool_input), retry, outcome=outcome, sleep=sleep)
+    finally:
+        attempts.extend({"tool": spec.name, **asdict(a)} for a in outcome.attempts)
+    dumped = output.model_dump(mode="json")
+    dumped[TOOL_KEY] = spec.name
+    if key is not None:
+        cache.put(key, dumped)  # type: ignore[union-attr]
+    return dumped
+
+
+def confidence_of(output: dict[str, Any]) -> float | None:
+    value = output.get(CONFIDENCE_FIELD)
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def flags_of(output: dict[str, Any]) -> list[str]:
+    value = output.get(FLAGS_FIELD)
+    return [str(v) for v in value] if isinstance(value, list) else []

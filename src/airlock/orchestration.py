@@ -1,0 +1,79 @@
+"""Everything in the engine that talks to Prefect: loading the project's flows, waiting for a
+review inside a flow run, and resuming a paused run from another process.
+
+The rest of the engine (registry, plans, validation, store, ledger) is plain Python that tests use
+without Prefect; an import-linter contract keeps it that way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+from uuid import UUID
+
+from prefect.context import FlowRunContext
+from prefect.exceptions import NotPausedError
+from prefect.flow_runs import apause_flow_run, resume_flow_run
+from prefect.input import RunInput
+from prefect.input.run_input import keyset_from_base_key
+
+from airlock.errors import StateConflict
+
+DASHBOARD_ACTOR = "prefect-ui (unauthenticated)"
+# Prefect's own pause timeout must never be what ends a review (the run would end Failed): it is
+# set this much beyond our window, and our window ends first.
+PAUSE_MARGIN_SECONDS = 3600
+
+
+class ReviewInput(RunInput):
+    """The form the Prefect dashboard shows on a paused run. The store stays the source of truth:
+    this only signals that decisions were taken, or takes simple ones from the dashboard."""
+
+    approve_all: bool = False
+    reject_ids: list[str] = []
+    note: str = ""
+    timed_out: bool = False
+
+
+def current_flow_run_id() -> str | None:
+    context = FlowRunContext.get()
+    return str(context.flow_run.id) if context and context.flow_run else None
+
+
+async def wait_for_review(description: str, window_seconds: float, poll_interval: float) -> ReviewInput:
+    """Pause the current flow run until a person resumes it or ``window_seconds`` pass.
+
+    On expiry the flow resumes its own run with ``timed_out``; if that fails because the run is no
+    longer paused, a person resumed it first and their input is read instead. Either way the run
+    goes on and ends Completed, never Failed by Prefect's pause timeout."""
+    form = ReviewInput.with_initial_data(description=description)
+    context = FlowRunContext.get()
+    if context is None or context.flow_run is None:
+        raise RuntimeError("wait_for_review must be called inside a flow run")
+    flow_run_id = context.flow_run.id
+    pause = apause_flow_run(
+        wait_for_input=form,
+        timeout=int(window_seconds + PAUSE_MARGIN_SECONDS),
+        poll_interval=max(1, round(poll_interval)),
+    )
+    try:
+        return await asyncio.wait_for(pause, timeout=window_seconds)
+    except TimeoutError:
+        pass
+    pause_key = context.observed_flow_pauses.get("counter", 1)
+    try:
+        await asyncio.to_thread(resume_flow_run, flow_run_id, {"timed_out": True})
+    except (NotPausedError, RuntimeError):
+        pass  # a person resumed between our deadline and our own resume: their input wins
+    return await ReviewInput.aload(keyset_from_base_key(f"paused-{pause_key}"))
+
+
+def resume_paused_run(flow_run_id: str, run_input: dict[str, Any]) -> bool:
+    """Resume a paused run from another process. False when it was not paused (any more)."""
+    try:
+        resume_flow_run(UUID(flow_run_id), run_input=run_input)
+    except NotPausedError:
+        return False
+    except RuntimeError as error:
+        raise StateConflict(f"Prefect refused to resume flow run {flow_run_id}: {error}") from error
+    return True

@@ -1,0 +1,66 @@
+"""All environment wiring in one place: a ``Settings`` built once at the edge and passed down.
+
+Every command shares one state folder (``AIRLOCK_HOME``) holding the SQLite files and Prefect's
+own home, so a second terminal finds the run that the first one is waiting on.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AIRLOCK_", extra="ignore")
+
+    project_dir: Path = Field(default_factory=Path.cwd, description="folder holding flows/, tools/, playbooks/")
+    home: Path | None = Field(default=None, description="state folder; default PROJECT_DIR/.airlock")
+    database_url: str | None = Field(default=None, description="Airlock's store; default SQLite in HOME")
+    crm_url: str | None = Field(default=None, description="the CRM business system; default SQLite in HOME")
+    user: str | None = Field(default=None, description="who acts; default the OS user")
+    chunk_size: int = Field(default=500, ge=1, description="records per chunk task")
+    max_chunks: int = Field(default=200, ge=1, description="cap on chunks per step; chunks grow to respect it")
+    task_workers: int = Field(default=4, ge=1, description="threads running chunk tasks")
+    review_poll_interval: float = Field(default=2.0, gt=0, description="seconds between checks for a resume")
+
+    @field_validator("project_dir", "home", mode="after")
+    @classmethod
+    def _absolute(cls, value: Path | None) -> Path | None:
+        return value.expanduser().resolve() if value is not None else None
+
+    @property
+    def state_dir(self) -> Path:
+        return self.home or (self.project_dir / ".airlock")
+
+    @property
+    def store_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.state_dir / 'airlock.db'}"
+
+    @property
+    def crm_database_url(self) -> str:
+        return self.crm_url or f"sqlite:///{self.state_dir / 'crm.db'}"
+
+    @property
+    def actor(self) -> str:
+        if self.user:
+            return self.user
+        try:
+            return getpass.getuser()
+        except (KeyError, OSError):
+            return "unknown"
+
+    @property
+    def prefect_home(self) -> Path:
+        return self.state_dir / "prefect"
+
+    def prepare_environment(self) -> None:
+        """Create the state folder and point Prefect at it. Call before Prefect is imported."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        os.environ.setdefault("PREFECT_HOME", str(self.prefect_home))
+        os.environ.setdefault("DO_NOT_TRACK", "1")
+        os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")

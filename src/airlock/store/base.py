@@ -1,0 +1,48 @@
+"""The shared core of the store's repositories: the engine, a clock, bulk helpers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from airlock.store.db import reachable
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; everything Airlock stores is UTC."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+class StoreBase:
+    def __init__(self, engine: Engine, clock: Callable[[], datetime] = utcnow) -> None:
+        self.engine = engine
+        self.now = clock
+
+    @contextmanager
+    def tx(self) -> Iterator[Connection]:
+        with reachable(self.engine, "store"), self.engine.begin() as connection:
+            yield connection
+
+    def _insert_many(self, table: sa.Table, rows: Sequence[dict[str, Any]], connection: Connection | None = None) -> None:
+        if not rows:
+            return
+        if connection is not None:
+            connection.execute(table.insert(), list(rows))
+            return
+        with self.tx() as conn:
+            conn.execute(table.insert(), list(rows))
+
+    def _rows(self, statement: sa.Executable) -> list[dict[str, Any]]:
+        with self.tx() as connection:
+            return [dict(row._mapping) for row in connection.execute(statement)]

@@ -1,0 +1,112 @@
+"""The effects ledger's rows, dead letters, and the append-only audit trail."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from airlock.errors import NotFound, StateConflict
+from airlock.store.base import StoreBase
+from airlock.store.schema import audit_events, dead_letters, effects
+
+
+class EffectsRepo(StoreBase):
+    def existing_effects(self, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        keys = list(keys)
+        for start in range(0, len(keys), 500):
+            for row in self._rows(sa.select(effects).where(effects.c.idempotency_key.in_(keys[start:start + 500]))):
+                found[row["idempotency_key"]] = row
+        return found
+
+    def record_intents(self, rows: Sequence[dict[str, Any]]) -> None:
+        now = self.now()
+        self._insert_many(effects, [
+            {**r, "status": "intent", "attempts": 0, "created_at": now, "updated_at": now} for r in rows
+        ])
+
+    def record_effect_outcomes(self, outcomes: Sequence[tuple[str, str, str | None]]) -> None:
+        """(key, status, error) for each call; attempts counts how often the key was sent."""
+        if not outcomes:
+            return
+        statement = (
+            effects.update().where(effects.c.idempotency_key == sa.bindparam("b_key"))
+            .values(status=sa.bindparam("b_status"), error=sa.bindparam("b_error"),
+                    attempts=effects.c.attempts + 1, updated_at=sa.bindparam("b_at"))
+        )
+        now = self.now()
+        with self.tx() as connection:
+            connection.execute(statement, [
+                {"b_key": k, "b_status": s, "b_error": e, "b_at": now} for k, s, e in outcomes
+            ])
+
+    def effects_for(self, run_id: str) -> list[dict[str, Any]]:
+        return self._rows(sa.select(effects).where(effects.c.run_id == run_id))
+
+    # -- dead letters ----------------------------------------------------------------------
+    def add_dead_letter(self, **fields: Any) -> int:
+        with self.tx() as connection:
+            result = connection.execute(
+                dead_letters.insert().values(status="open", created_at=self.now(), **fields)
+            )
+            return int(result.inserted_primary_key[0])
+
+    def dead_letters_for(self, *, status: str | None = "open", run_id: str | None = None,
+                         step_id: str | None = None, error_type: str | None = None,
+                         ids: Sequence[int] | None = None) -> list[dict[str, Any]]:
+        query = sa.select(dead_letters).order_by(dead_letters.c.id)
+        if status is not None:
+            query = query.where(dead_letters.c.status == status)
+        if run_id is not None:
+            query = query.where(dead_letters.c.run_id.like(f"{run_id}%"))
+        if step_id is not None:
+            query = query.where(dead_letters.c.step_id == step_id)
+        if error_type is not None:
+            query = query.where(dead_letters.c.error_type == error_type)
+        if ids is not None:
+            query = query.where(dead_letters.c.id.in_(list(ids)))
+        return self._rows(query)
+
+    def get_dead_letter(self, letter_id: int) -> dict[str, Any]:
+        rows = self.dead_letters_for(status=None, ids=[letter_id])
+        if not rows:
+            raise NotFound(f"no dead letter {letter_id}")
+        return rows[0]
+
+    def claim_dead_letter(self, letter_id: int, actor: str) -> dict[str, Any]:
+        """Only one replay of a letter at a time, across processes."""
+        with self.tx() as connection:
+            claimed = connection.execute(
+                dead_letters.update().where(dead_letters.c.id == letter_id, dead_letters.c.status == "open")
+                .values(status="replaying", resolved_by=actor)
+            ).rowcount
+        letter = self.get_dead_letter(letter_id)
+        if not claimed:
+            raise StateConflict(f"dead letter {letter_id} is {letter['status']}, not open")
+        return letter
+
+    def resolve_dead_letter(self, letter_id: int, status: str, *, actor: str, resolution: str,
+                            attempts: list[dict[str, Any]] | None = None) -> None:
+        values: dict[str, Any] = {"status": status, "resolved_by": actor, "resolution": resolution,
+                                  "resolved_at": self.now() if status != "open" else None}
+        if attempts is not None:
+            values["attempts"] = attempts
+        with self.tx() as connection:
+            connection.execute(dead_letters.update().where(dead_letters.c.id == letter_id).values(**values))
+
+    # -- audit -----------------------------------------------------------------------------
+    def audit(self, kind: str, *, actor: str, run_id: str | None = None, subject: str = "",
+              data: dict[str, Any] | None = None) -> None:
+        self.audit_many([{"kind": kind, "actor": actor, "run_id": run_id, "subject": subject, "data": data or {}}])
+
+    def audit_many(self, events: Sequence[dict[str, Any]]) -> None:
+        now = self.now()
+        self._insert_many(audit_events, [{"at": now, "subject": "", "data": {}, **e} for e in events])
+
+    def audit_trail(self, run_id: str, kind: str | None = None) -> list[dict[str, Any]]:
+        query = sa.select(audit_events).where(audit_events.c.run_id == run_id).order_by(audit_events.c.id)
+        if kind is not None:
+            query = query.where(audit_events.c.kind == kind)
+        return self._rows(query)

@@ -1,0 +1,144 @@
+"""Runs, their pinned plans and input snapshots, and the stored outcome of every (run, step, chunk)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from airlock.errors import NotFound
+from airlock.store.base import StoreBase, as_utc
+from airlock.store.schema import plans, run_records, runs, step_outcomes
+
+ACTIVE_STATUSES = ("running", "waiting_review")
+
+
+class RunsRepo(StoreBase):
+    def save_plan(self, plan_hash: str, body: dict[str, Any]) -> None:
+        with self.tx() as connection:
+            exists = connection.execute(sa.select(plans.c.hash).where(plans.c.hash == plan_hash)).first()
+            if exists is None:
+                connection.execute(plans.insert().values(hash=plan_hash, body=body, created_at=self.now()))
+
+    def get_plan(self, plan_hash: str) -> dict[str, Any]:
+        rows = self._rows(sa.select(plans.c.body).where(plans.c.hash == plan_hash))
+        if not rows:
+            raise NotFound(f"no plan {plan_hash}")
+        body: dict[str, Any] = rows[0]["body"]
+        return body
+
+    def create_run(self, **fields: Any) -> None:
+        now = self.now()
+        with self.tx() as connection:
+            connection.execute(runs.insert().values(started_at=now, updated_at=now, **fields))
+
+    def get_run(self, run_id: str) -> dict[str, Any]:
+        rows = self._rows(sa.select(runs).where(runs.c.id == run_id))
+        if not rows:
+            matches = self._rows(sa.select(runs.c.id).where(runs.c.id.like(f"{run_id}%")).limit(2))
+            if len(matches) == 1:
+                return self.get_run(matches[0]["id"])
+            raise NotFound(f"no run {run_id!r}" + (" (ambiguous prefix)" if matches else ""))
+        row = rows[0]
+        for key in ("started_at", "updated_at", "finished_at", "lease_expires_at"):
+            row[key] = as_utc(row[key])
+        return row
+
+    def list_runs(self, limit: int = 20) -> list[dict[str, Any]]:
+        return self._rows(sa.select(runs).order_by(runs.c.started_at.desc()).limit(limit))
+
+    def update_run(self, run_id: str, **fields: Any) -> None:
+        with self.tx() as connection:
+            connection.execute(runs.update().where(runs.c.id == run_id).values(updated_at=self.now(), **fields))
+
+    def active_run_for(self, plan_hash: str, input_hash: str) -> str | None:
+        rows = self._rows(
+            sa.select(runs.c.id).where(
+                runs.c.plan_hash == plan_hash, runs.c.input_hash == input_hash, runs.c.status.in_(ACTIVE_STATUSES)
+            )
+        )
+        return rows[0]["id"] if rows else None
+
+    def renew_lease(self, run_id: str, until: datetime) -> None:
+        self.update_run(run_id, lease_expires_at=until)
+
+    # -- the input snapshot ---------------------------------------------------------------
+    def snapshot_records(self, run_id: str, records: Sequence[dict[str, Any]], chunk_size: int) -> None:
+        rows = [
+            {"run_id": run_id, "record_id": r["id"], "seq": i, "chunk_no": i // chunk_size, "data": r}
+            for i, r in enumerate(records)
+        ]
+        with self.tx() as connection:
+            for start in range(0, len(rows), 20_000):
+                connection.execute(run_records.insert(), rows[start:start + 20_000])
+
+    def chunk_records(self, run_id: str, chunk_no: int) -> list[dict[str, Any]]:
+        rows = self._rows(
+            sa.select(run_records.c.data)
+            .where(run_records.c.run_id == run_id, run_records.c.chunk_no == chunk_no)
+            .order_by(run_records.c.seq)
+        )
+        return [r["data"] for r in rows]
+
+    def records_by_id(self, run_id: str, record_ids: Sequence[str]) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        ids = list(record_ids)
+        for start in range(0, len(ids), 500):
+            found += self._rows(
+                sa.select(run_records.c.data, run_records.c.seq)
+                .where(run_records.c.run_id == run_id, run_records.c.record_id.in_(ids[start:start + 500]))
+            )
+        return [r["data"] for r in sorted(found, key=lambda r: r["seq"])]
+
+    def record_count(self, run_id: str) -> int:
+        with self.tx() as connection:
+            return int(connection.execute(
+                sa.select(sa.func.count()).select_from(run_records).where(run_records.c.run_id == run_id)
+            ).scalar_one())
+
+    # -- stored outcomes, the reason a re-run repeats nothing -------------------------------
+    def get_step_outcome(self, run_id: str, step_id: str, chunk_no: int) -> bytes | None:
+        with self.tx() as connection:
+            value = connection.execute(
+                sa.select(step_outcomes.c.payload).where(
+                    step_outcomes.c.run_id == run_id,
+                    step_outcomes.c.step_id == step_id,
+                    step_outcomes.c.chunk_no == chunk_no,
+                )
+            ).scalar_one_or_none()
+        return bytes(value) if value is not None else None
+
+    def save_step_outcome(self, run_id: str, step_id: str, chunk_no: int, payload: bytes) -> bytes:
+        """Store once. If another attempt stored it first, theirs is the outcome."""
+        try:
+            with self.tx() as connection:
+                connection.execute(step_outcomes.insert().values(
+                    run_id=run_id, step_id=step_id, chunk_no=chunk_no, payload=payload, created_at=self.now()
+                ))
+        except sa.exc.IntegrityError:
+            existing = self.get_step_outcome(run_id, step_id, chunk_no)
+            if existing is None:
+                raise
+            return existing
+        return payload
+
+    def completed_chunks(self, run_id: str, step_id: str) -> int:
+        with self.tx() as connection:
+            return int(connection.execute(
+                sa.select(sa.func.count()).select_from(step_outcomes)
+                .where(step_outcomes.c.run_id == run_id, step_outcomes.c.step_id == step_id)
+            ).scalar_one())
+
+    def progress(self, run_id: str) -> int:
+        """Stored (step, chunk) outcomes so far: what a progress bar counts."""
+        with self.tx() as connection:
+            return int(connection.execute(
+                sa.select(sa.func.count()).select_from(step_outcomes).where(step_outcomes.c.run_id == run_id)
+            ).scalar_one())
+
+    def clear_step_outcomes(self, run_id: str, chunk_no: int) -> None:
+        with self.tx() as connection:
+            connection.execute(step_outcomes.delete().where(
+                step_outcomes.c.run_id == run_id, step_outcomes.c.chunk_no == chunk_no))

@@ -1,0 +1,165 @@
+"""Airlock's own tables (SQLAlchemy Core, so per-chunk writes go out as one executemany).
+
+The audit trail is ``audit_events`` plus the rows that carry their own history: plans, step
+outcomes (every tool call's result per chunk), proposals with their verdicts, decisions, the
+effects ledger and dead letters. ``audit_events`` and ``decisions`` are append-only (enforced by
+triggers in the migration).
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+UTCDateTime = sa.DateTime(timezone=True)
+
+runs = sa.Table(
+    "runs", metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("playbook", sa.String(200), nullable=False),
+    sa.Column("plan_hash", sa.String(40), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("started_by", sa.String(200), nullable=False),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("finished_at", UTCDateTime),
+    sa.Column("input_path", sa.Text),
+    sa.Column("input_hash", sa.String(64), nullable=False),
+    sa.Column("record_count", sa.Integer, nullable=False),
+    sa.Column("chunk_size", sa.Integer, nullable=False),
+    sa.Column("chunk_count", sa.Integer, nullable=False),
+    sa.Column("dry_run", sa.Boolean, nullable=False, default=False),
+    sa.Column("review_timeout", sa.Float, nullable=False, default=0.0),
+    sa.Column("spec_hashes", sa.JSON, nullable=False),
+    sa.Column("prefect_flow_run_id", sa.String(36)),
+    sa.Column("lease_expires_at", UTCDateTime),
+    sa.Column("report", sa.JSON),
+    sa.Column("error", sa.Text),
+)
+
+plans = sa.Table(
+    "plans", metadata,
+    sa.Column("hash", sa.String(40), primary_key=True),
+    sa.Column("body", sa.JSON, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+run_records = sa.Table(
+    "run_records", metadata,
+    sa.Column("run_id", sa.String(36), sa.ForeignKey("runs.id"), primary_key=True),
+    sa.Column("record_id", sa.String(200), primary_key=True),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("chunk_no", sa.Integer, nullable=False),
+    sa.Column("data", sa.JSON, nullable=False),
+    sa.Index("ix_run_records_chunk", "run_id", "chunk_no"),
+)
+
+step_outcomes = sa.Table(
+    "step_outcomes", metadata,
+    sa.Column("run_id", sa.String(36), sa.ForeignKey("runs.id"), primary_key=True),
+    sa.Column("step_id", sa.String(100), primary_key=True),
+    sa.Column("chunk_no", sa.Integer, primary_key=True),
+    sa.Column("payload", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+proposals = sa.Table(
+    "proposals", metadata,
+    sa.Column("run_id", sa.String(36), sa.ForeignKey("runs.id"), primary_key=True),
+    sa.Column("record_id", sa.String(200), primary_key=True),
+    sa.Column("chunk_no", sa.Integer, nullable=False),
+    sa.Column("changes", sa.JSON, nullable=False),
+    sa.Column("proposal_hash", sa.String(40), nullable=False),
+    sa.Column("verdict", sa.String(10)),
+    sa.Column("reasons", sa.JSON, nullable=False),
+    sa.Column("outcome", sa.String(20), nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Index("ix_proposals_outcome", "run_id", "outcome"),
+)
+
+review_items = sa.Table(
+    "review_items", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.String(36), sa.ForeignKey("runs.id"), nullable=False),
+    sa.Column("record_id", sa.String(200), nullable=False),
+    sa.Column("proposal_hash", sa.String(40), nullable=False),
+    sa.Column("reasons", sa.JSON, nullable=False),
+    sa.Column("risk", sa.Float, nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("decided_at", UTCDateTime),
+    sa.Column("decided_by", sa.String(200)),
+    sa.Column("committed", sa.Boolean, nullable=False, default=False),
+    sa.UniqueConstraint("run_id", "record_id", name="uq_review_items_record"),
+    sa.Index("ix_review_items_status", "status", "risk"),
+)
+
+decisions = sa.Table(
+    "decisions", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("item_id", sa.Integer, sa.ForeignKey("review_items.id"), nullable=False),
+    sa.Column("run_id", sa.String(36), nullable=False),
+    sa.Column("record_id", sa.String(200), nullable=False),
+    sa.Column("decision", sa.String(20), nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("source", sa.String(40), nullable=False),
+    sa.Column("proposal_hash", sa.String(40), nullable=False),
+    sa.Column("note", sa.Text, nullable=False, default=""),
+    sa.Column("at", UTCDateTime, nullable=False),
+)
+
+effects = sa.Table(
+    "effects", metadata,
+    sa.Column("idempotency_key", sa.String(64), primary_key=True),
+    sa.Column("run_id", sa.String(36), nullable=False),
+    sa.Column("record_id", sa.String(200), nullable=False),
+    sa.Column("write_id", sa.String(100), nullable=False),
+    sa.Column("target", sa.String(100), nullable=False),
+    sa.Column("tool", sa.String(100), nullable=False),
+    sa.Column("values_hash", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("error", sa.Text),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Index("ix_effects_run", "run_id", "status"),
+)
+
+dead_letters = sa.Table(
+    "dead_letters", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.String(36), sa.ForeignKey("runs.id"), nullable=False),
+    sa.Column("kind", sa.String(10), nullable=False),
+    sa.Column("stage", sa.String(20), nullable=False),
+    sa.Column("step_id", sa.String(100)),
+    sa.Column("chunk_no", sa.Integer),
+    sa.Column("record_ids", sa.JSON, nullable=False),
+    sa.Column("tool", sa.String(100)),
+    sa.Column("spec_hash", sa.String(40)),
+    sa.Column("error_type", sa.String(200), nullable=False),
+    sa.Column("error", sa.Text, nullable=False),
+    sa.Column("retryable", sa.Boolean, nullable=False),
+    sa.Column("attempts", sa.JSON, nullable=False),
+    sa.Column("payload", sa.JSON, nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("resolved_at", UTCDateTime),
+    sa.Column("resolved_by", sa.String(200)),
+    sa.Column("resolution", sa.Text),
+    sa.Index("ix_dead_letters_status", "status", "run_id"),
+)
+
+audit_events = sa.Table(
+    "audit_events", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("run_id", sa.String(36)),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("kind", sa.String(60), nullable=False),
+    sa.Column("subject", sa.String(200), nullable=False, default=""),
+    sa.Column("data", sa.JSON, nullable=False),
+    sa.Index("ix_audit_run", "run_id", "id"),
+)
+
+APPEND_ONLY_TABLES = ("audit_events", "decisions")

@@ -1,0 +1,89 @@
+"""The validation layer: every proposed change gets one verdict before anything is written.
+
+Sources, in one pass per batch (chunk): the output contract (pydantic), the GX suite on the
+proposed records, business rules, tool flags named by the policy, and per-field confidence
+thresholds. If validation itself fails, the batch fails closed: nothing of it is written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+
+from airlock.execute import TOOL_KEY, RecordFailure, StepResult, confidence_of, flags_of
+from airlock.plan import Plan
+from airlock.validation.findings import Finding, Proposal, RecordVerdict, Verdict, decide, risk_of, values_hash
+from airlock.validation.gx_runner import GxReport, GxRunner, SuiteFactory
+from airlock.validation.rules import Rule, check_contract, check_policy, check_rules
+
+__all__ = [
+    "ChunkValidation", "Finding", "GxReport", "GxRunner", "Proposal", "RecordVerdict", "Rule", "Verdict",
+    "build_proposals", "decide", "risk_of", "validate_chunk", "values_hash",
+]
+
+
+@dataclass
+class ChunkValidation:
+    proposals: list[Proposal] = field(default_factory=list)
+    verdicts: dict[str, RecordVerdict] = field(default_factory=dict)
+    failures: dict[str, tuple[str, RecordFailure]] = field(default_factory=dict)
+
+
+def build_proposals(
+    plan: Plan, records: Sequence[dict[str, Any]], results: dict[str, StepResult]
+) -> tuple[list[Proposal], dict[str, tuple[str, RecordFailure]]]:
+    """The proposed values per record, where each came from, and the records that failed a step."""
+    failures: dict[str, tuple[str, RecordFailure]] = {}
+    for step in plan.execution_order():
+        for record_id, failure in results[step.id].failures.items():
+            failures.setdefault(record_id, (step.id, failure))
+    key = plan.dataset.key
+    proposals: list[Proposal] = []
+    for record in records:
+        record_id = str(record[key])
+        if record_id in failures:
+            continue
+        after: dict[str, Any] = {}
+        sources: dict[str, dict[str, Any]] = {}
+        flags: set[str] = set()
+        for step in plan.steps:
+            flags.update(flags_of(results[step.id].outputs.get(record_id, {})))
+        for name, binding in plan.proposes.items():
+            output = results[binding.step or ""].outputs[record_id]
+            after[name] = output.get(binding.field or "")
+            sources[name] = {"step": binding.step, "tool": output.get(TOOL_KEY), "confidence": confidence_of(output)}
+        before = {name: (record.get(name) or None) for name in plan.proposes}
+        proposals.append(Proposal(record_id, after, before, sources, sorted(flags)))
+    return proposals, failures
+
+
+def validate_chunk(
+    plan: Plan,
+    records: Sequence[dict[str, Any]],
+    results: dict[str, StepResult],
+    *,
+    gx: GxRunner,
+    suite_factory: SuiteFactory | None,
+    contract: type[BaseModel] | None = None,
+    rules: Sequence[Rule] = (),
+) -> ChunkValidation:
+    proposals, failures = build_proposals(plan, records, results)
+    by_id = {str(r[plan.dataset.key]): r for r in records}
+    report = GxReport()
+    if suite_factory is not None and proposals:
+        rows = [{plan.dataset.key: p.record_id, **p.after} for p in proposals]
+        report = gx.validate(suite_factory, rows, plan.dataset.key)
+    verdicts: dict[str, RecordVerdict] = {}
+    for proposal in proposals:
+        findings: list[Finding] = [
+            *check_contract(proposal, contract),
+            *report.by_record.get(proposal.record_id, []),
+            *report.batch,
+            *check_rules(proposal, by_id[proposal.record_id], list(rules)),
+            *check_policy(proposal, plan.policy),
+        ]
+        verdicts[proposal.record_id] = decide(proposal.record_id, findings)
+    return ChunkValidation(proposals, verdicts, failures)

@@ -1,0 +1,93 @@
+"""Great Expectations on the proposed (enriched) records of a batch.
+
+GX is imported lazily and its ephemeral context built once per process: the import alone takes
+seconds. Record-level failures come back by record id (result format COMPLETE with
+``unexpected_index_column_names``); a failed table-level expectation applies to the whole batch.
+An expectation's ``meta={"severity": "reject"}`` makes it reject instead of sending to review.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from airlock.errors import ValidationCrashed
+from airlock.validation.findings import Finding
+
+SuiteFactory = Callable[[], Any]  # () -> great_expectations.ExpectationSuite
+
+
+@dataclass
+class GxReport:
+    by_record: dict[str, list[Finding]] = field(default_factory=dict)
+    batch: list[Finding] = field(default_factory=list)
+    evaluated: int = 0
+    failed: int = 0
+
+
+class GxRunner:
+    _lock = threading.Lock()  # GX's context is not safe to share between threads
+
+    def __init__(self) -> None:
+        self._context: Any = None
+        self._definitions: dict[SuiteFactory, Any] = {}
+
+    def _definition(self, suite_factory: SuiteFactory) -> Any:
+        import great_expectations as gx
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        if self._context is None:
+            self._context = gx.get_context(mode="ephemeral")
+            self._context.variables.progress_bars = ProgressBarsConfig(globally=False)
+            self._source = self._context.data_sources.add_pandas("airlock")
+        # Build each suite once: building a second suite of the same name makes GX consider the
+        # stored one changed and refuse to run it.
+        if suite_factory not in self._definitions:
+            suite = suite_factory()
+            name = f"{suite.name}-{len(self._definitions)}"
+            asset = self._source.add_dataframe_asset(f"proposed-{name}")
+            batch = asset.add_batch_definition_whole_dataframe("batch")
+            stored = self._context.suites.add(suite)
+            self._definitions[suite_factory] = self._context.validation_definitions.add(
+                gx.ValidationDefinition(name=f"validate-{name}", data=batch, suite=stored)
+            )
+        return self._definitions[suite_factory]
+
+    def validate(self, suite_factory: SuiteFactory, rows: Sequence[dict[str, Any]], key: str) -> GxReport:
+        import pandas as pd
+
+        report = GxReport()
+        if not rows:
+            return report
+        try:
+            with self._lock:
+                definition = self._definition(suite_factory)
+                frame = pd.DataFrame.from_records(list(rows))
+                result = definition.run(
+                    batch_parameters={"dataframe": frame},
+                    result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [key]},
+                )
+        except Exception as error:  # noqa: BLE001 - GX failing is validation failing: fail closed
+            raise ValidationCrashed(f"Great Expectations could not validate the batch: {error}") from error
+        for item in result.results:
+            report.evaluated += 1
+            if item.success:
+                continue
+            report.failed += 1
+            config = item.expectation_config
+            column = config.kwargs.get("column")
+            code = f"gx:{config.type}" + (f":{column}" if column else "")
+            severity = "reject" if (config.meta or {}).get("severity") == "reject" else "review"
+            finding = Finding(code, severity)
+            index_list = (item.result or {}).get("unexpected_index_list")
+            if index_list:
+                for entry in index_list:
+                    record_id = entry.get(key) if isinstance(entry, dict) else None
+                    if record_id is not None and not (isinstance(record_id, float) and math.isnan(record_id)):
+                        report.by_record.setdefault(str(record_id), []).append(finding)
+            else:
+                report.batch.append(finding)
+        return report

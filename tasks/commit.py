@@ -1,0 +1,99 @@
+"""Commit: write passed (or approved) proposals through the effects ledger, then record each
+record's outcome. Re-running a commit writes nothing twice: the ledger and the business system's
+applied keys both say it is done."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import orjson
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from airlock.ledger import CommitItem, commit
+from airlock.plan import Plan
+from tasks.resources import resources
+from tasks.validate import ChunkVerdicts
+
+MARKER = "@commit"
+
+
+@dataclass
+class CommitSummary:
+    outcomes: dict[str, int] = field(default_factory=dict)
+    duplicates_prevented: int = 0
+    conflicts: list[str] = field(default_factory=list)
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(asdict(self))
+
+
+def commit_records(run_id: str, plan: Plan, passed: Sequence[tuple[str, dict[str, Any]]], *, dry_run: bool,
+                   actor: str) -> CommitSummary:
+    """Write these (record id, values) pairs and record the outcomes; shared by the chunk commit,
+    the commit of approved review items and dead-letter replays."""
+    res = resources()
+    store = res.store
+    records = {str(r[plan.dataset.key]): r for r in store.records_by_id(run_id, [rid for rid, _ in passed])}
+    items = [CommitItem(rid, records[rid], after) for rid, after in passed]
+    result = commit(store, plan, res.registry, run_id, items, dry_run=dry_run)
+    summary = CommitSummary(duplicates_prevented=result.duplicates_prevented, conflicts=result.conflicts)
+    for outcome in result.outcomes.values():
+        summary.outcomes[outcome] = summary.outcomes.get(outcome, 0) + 1
+    if not dry_run:
+        store.set_outcomes(run_id, {**result.outcomes, **{rid: "pending_review" for rid in result.conflicts}})
+        if result.conflicts:
+            proposals = {p["record_id"]: p for p in store.proposals_for(run_id, result.conflicts)}
+            existing = {i["record_id"] for i in store.review_items_for(run_id=run_id, status=None)}
+            store.add_review_items([
+                {"run_id": run_id, "record_id": rid, "proposal_hash": proposals[rid]["proposal_hash"],
+                 "reasons": ["idempotency_conflict"], "risk": 2.0}
+                for rid in result.conflicts if rid not in existing
+            ])
+        store.audit("commit", actor=actor, run_id=run_id, data={
+            "outcomes": summary.outcomes, "duplicates_prevented": result.duplicates_prevented,
+            "conflicts": result.conflicts, "writes": [w.id for w in plan.writes], "attempts": result.attempts,
+        })
+    else:
+        store.set_outcomes(run_id, result.outcomes)
+    return summary
+
+
+def commit_chunk_fn(run_id: str, plan: Plan, verdicts: ChunkVerdicts, dry_run: bool, actor: str) -> CommitSummary:
+    store = resources().store
+    if store.get_step_outcome(run_id, MARKER, verdicts.chunk_no) is not None:
+        return CommitSummary()
+    summary = commit_records(run_id, plan, verdicts.passed, dry_run=dry_run, actor=actor)
+    store.save_step_outcome(run_id, MARKER, verdicts.chunk_no, summary.to_bytes())
+    return summary
+
+
+# Retried with the same idempotency keys, so a retry cannot apply a change twice.
+commit_chunk = task(name="commit-chunk", cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 2, 4])(
+    commit_chunk_fn)
+
+
+def commit_decided_fn(run_id: str, plan: Plan, dry_run: bool, actor: str) -> CommitSummary:
+    """Carry out review decisions not yet carried out: approved items are written, rejected ones
+    end rejected. Used while a run waits and, after it stopped waiting, by a follow-up commit."""
+    store = resources().store
+    decided = store.decided_uncommitted(run_id)
+    if not decided:
+        return CommitSummary()
+    approved = [i["record_id"] for i in decided if i["status"] == "approved"]
+    rejected = [i["record_id"] for i in decided if i["status"] == "rejected"]
+    proposals = {p["record_id"]: p for p in store.proposals_for(run_id, approved)}
+    passed = [(rid, {f: c["after"] for f, c in proposals[rid]["changes"].items()}) for rid in approved]
+    summary = commit_records(run_id, plan, passed, dry_run=dry_run, actor=actor) if passed else CommitSummary()
+    if rejected:
+        store.set_outcomes(run_id, {rid: "rejected" for rid in rejected})
+        summary.outcomes["rejected"] = summary.outcomes.get("rejected", 0) + len(rejected)
+    if not dry_run:
+        store.mark_committed([i["id"] for i in decided])
+    return summary
+
+
+commit_decided = task(name="commit-decided", cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 2, 4])(
+    commit_decided_fn)

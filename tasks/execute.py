@@ -1,0 +1,29 @@
+"""Execute one plan step over one chunk: tools called per record, the outcome stored per
+(run, step, chunk) so that a re-run, a resume or a replay calls no tool twice."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from airlock.execute import StepResult, run_step
+from airlock.plan import Plan
+from tasks.resources import resources
+
+
+def execute_step_fn(run_id: str, plan: Plan, step_id: str, chunk_no: int, records: list[dict[str, Any]],
+                    prior: dict[str, StepResult]) -> StepResult:
+    store = resources().store
+    stored = store.get_step_outcome(run_id, step_id, chunk_no)
+    if stored is not None:
+        return StepResult.from_bytes(stored)
+    res = resources()
+    result = run_step(plan, plan.step(step_id), res.registry, records, prior, cache=res.cache)
+    return StepResult.from_bytes(store.save_step_outcome(run_id, step_id, chunk_no, result.to_bytes()))
+
+
+# Infrastructure failures (the store, a worker) are retried here; tool failures are handled per
+# record inside run_step with the retry policy of the tool's effect.
+execute_step = task(name="execute-step", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1)(execute_step_fn)

@@ -1,0 +1,95 @@
+"""Pin a run (its plan and a snapshot of its input) and load its records back chunk by chunk."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from pydantic import BaseModel, ConfigDict
+
+from airlock.dataset import read_dataset
+from airlock.errors import NotFound, StateConflict
+from airlock.plan import Plan
+from tasks.resources import resources
+
+LEASE = timedelta(minutes=10)
+
+
+class PinRunInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    plan: Plan
+    playbook: str
+    input_path: str
+    started_by: str
+    dry_run: bool = False
+    review_timeout: float = 0.0
+    run_id: str | None = None
+    flow_run_id: str | None = None
+
+
+class PinnedRun(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    run_id: str
+    record_count: int
+    chunk_count: int
+    chunk_size: int
+    resumed: bool
+
+
+def chunk_size_for(records: int, preferred: int, max_chunks: int) -> int:
+    """Chunks grow past the preferred size when there are many records: each chunk is a task run per
+    step, and Prefect fan-outs must stay well under a thousand task runs."""
+    return max(preferred, math.ceil(records / max_chunks), 1)
+
+
+def pin_run_fn(request: PinRunInput) -> PinnedRun:
+    res = resources()
+    store = res.store
+    if request.run_id is not None:
+        try:
+            run = store.get_run(request.run_id)
+        except NotFound:  # a new run with an id the caller chose
+            run = None
+        if run is not None:
+            store.update_run(run["id"], status="running", prefect_flow_run_id=request.flow_run_id,
+                             lease_expires_at=store.now() + LEASE)
+            return PinnedRun(run_id=run["id"], record_count=run["record_count"], chunk_count=run["chunk_count"],
+                             chunk_size=run["chunk_size"], resumed=True)
+    plan = request.plan
+    dataset = read_dataset(Path(request.input_path), key=plan.dataset.key, required=plan.dataset.columns)
+    active = store.active_run_for(plan.hash, dataset.sha256)
+    if active is not None and not request.dry_run:
+        raise StateConflict(f"run {active} is already processing this plan and input; wait for it or resume it")
+    size = chunk_size_for(len(dataset.records), plan.policy.chunk_size or res.settings.chunk_size,
+                          res.settings.max_chunks)
+    run_id = request.run_id or str(uuid.uuid4())
+    store.save_plan(plan.hash, plan.model_dump(mode="json"))
+    store.create_run(
+        id=run_id, playbook=request.playbook, plan_hash=plan.hash, status="running", started_by=request.started_by,
+        input_path=request.input_path, input_hash=dataset.sha256, record_count=len(dataset.records),
+        chunk_size=size, chunk_count=math.ceil(len(dataset.records) / size), dry_run=request.dry_run,
+        review_timeout=request.review_timeout, spec_hashes=res.registry.spec_hashes(),
+        prefect_flow_run_id=request.flow_run_id, lease_expires_at=store.now() + LEASE,
+    )
+    store.snapshot_records(run_id, dataset.records, size)
+    store.audit("run.started", actor=request.started_by, run_id=run_id, subject=request.playbook, data={
+        "plan_hash": plan.hash, "input": request.input_path, "input_hash": dataset.sha256,
+        "records": len(dataset.records), "dry_run": request.dry_run, "request": plan.request,
+    })
+    return PinnedRun(run_id=run_id, record_count=len(dataset.records), chunk_count=math.ceil(len(dataset.records) / size),
+                     chunk_size=size, resumed=False)
+
+
+pin_run = task(name="pin-run", cache_policy=NO_CACHE)(pin_run_fn)
+
+
+@task(name="load-chunk", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1)
+def load_chunk(run_id: str, chunk_no: int) -> list[dict[str, Any]]:
+    return resources().store.chunk_records(run_id, chunk_no)

@@ -1,0 +1,63 @@
+"""Plan a request: a playbook's pinned plan, or a structured request planned by the rules planner;
+either way checked against the registry before anything runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from pydantic import BaseModel, ConfigDict
+
+from airlock.dataset import read_header
+from airlock.errors import InputDataError
+from airlock.plan import Plan
+from airlock.plan_check import ensure_plan_ok
+from airlock.planning.rules import RulesPlanner
+from airlock.playbook import load_playbook
+from tasks.resources import resources
+
+
+class PlanRequestInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    playbook: str
+    input_path: str | None = None
+
+
+class PlannedRun(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    playbook: str
+    input_path: str
+    plan: Plan
+
+
+def plan_request_fn(request: PlanRequestInput) -> PlannedRun:
+    res = resources()
+    project = res.settings.project_dir
+    playbook_path = _resolve(project, request.playbook)
+    playbook = load_playbook(playbook_path)
+    if request.input_path is None and playbook.input is None:
+        raise InputDataError(f"{playbook_path}: no input given and the playbook names no 'input:'")
+    input_path = _resolve(project, request.input_path or playbook.input or "")
+    columns = read_header(input_path)
+    if playbook.plan is not None:
+        plan = ensure_plan_ok(playbook.plan, res.registry)
+        missing = [c for c in plan.dataset.columns if c not in columns]
+        if missing:
+            raise InputDataError(f"{input_path}: missing column(s) {', '.join(missing)} that the pinned plan reads")
+    else:
+        assert playbook.request is not None
+        plan = RulesPlanner().plan(playbook.request, columns, playbook.effective_policy, res.registry)
+    return PlannedRun(playbook=playbook.name, input_path=str(input_path), plan=plan)
+
+
+plan_request = task(name="plan", cache_policy=NO_CACHE)(plan_request_fn)
+
+
+def _resolve(project: Path, path: str) -> Path:
+    candidate = Path(path).expanduser()
+    if candidate.is_absolute() or candidate.exists():
+        return candidate.resolve()
+    return (project / candidate).resolve()

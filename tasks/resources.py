@@ -1,0 +1,45 @@
+"""What every task needs, built once per process from the environment: settings, the store, the
+tool registry (tools/), the GX runner and the pure-tool cache."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from airlock.execute import ToolCache
+from airlock.registry import ToolRegistry
+from airlock.settings import Settings
+from airlock.store import Store
+from airlock.validation import GxRunner
+from systems.crm import CrmDatabase
+from tools import build_registry
+
+
+@dataclass
+class Resources:
+    settings: Settings
+    store: Store
+    registry: ToolRegistry
+    gx: GxRunner
+    cache: ToolCache
+
+
+_lock = threading.Lock()
+_built: dict[tuple[str, str, Path], Resources] = {}
+
+
+def resources() -> Resources:
+    settings = Settings()
+    key = (settings.store_url, settings.crm_database_url, settings.project_dir)
+    with _lock:
+        if key not in _built:
+            CrmDatabase(settings.crm_database_url).create_schema()  # idempotent; the demo CRM starts empty
+            _built[key] = Resources(
+                settings=settings,
+                store=Store.open(settings.store_url),
+                registry=build_registry(settings.project_dir, settings.crm_database_url),
+                gx=GxRunner(),
+                cache=ToolCache(),
+            )
+        return _built[key]
