@@ -1,0 +1,67 @@
+"""build_registry: every tool, in planner order, with data loaded once per process."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+from airlock.registry import SideEffect
+from tools import build_registry, close_crm_connections, load_firmographics, load_taxonomy
+
+ORDER = [
+    "extract_domain", "check_email", "normalize_country", "normalize_phone", "lookup_firmographics",
+    "classify_industry", "guess_industry_from_name", "band_employees", "crm_update_accounts",
+]
+
+
+def test_order_and_producers(tmp_path: Path, project_dir: Path) -> None:
+    registry = build_registry(project_dir, f"sqlite:///{tmp_path / 'crm.db'}")
+    assert [spec.name for spec in registry] == ORDER
+    assert [s.name for s in registry.producers_of("industry")] == ["classify_industry", "guess_industry_from_name"]
+    for field in ("domain", "country_code", "phone_e164", "email_status", "employee_band"):
+        assert len(registry.producers_of(field)) == 1, field
+    effects = {spec.name: spec.effect for spec in registry}
+    assert effects["lookup_firmographics"] is SideEffect.READ
+    assert effects["crm_update_accounts"] is SideEffect.WRITE
+    pure = [name for name in ORDER if name not in ("lookup_firmographics", "crm_update_accounts")]
+    assert all(effects[name] is SideEffect.NONE for name in pure)
+    assert not (tmp_path / "crm.db").exists()  # building a registry does not touch the CRM
+
+
+def test_catalog_and_hashes_are_stable(tmp_path: Path, project_dir: Path) -> None:
+    first = build_registry(project_dir, f"sqlite:///{tmp_path / 'crm.db'}")
+    second = build_registry(project_dir, f"sqlite:///{tmp_path / 'crm.db'}")
+    assert first.spec_hashes() == second.spec_hashes()
+    assert len(set(first.spec_hashes().values())) == len(ORDER)
+    for entry in first.catalog():
+        assert entry["description"] and entry["input_schema"]["additionalProperties"] is False
+
+
+def test_data_is_loaded_once_per_file_version(tmp_path: Path, data_dir: Path) -> None:
+    project = tmp_path / "project"
+    shutil.copytree(data_dir, project / "data", ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    data = project / "data"
+    index = load_firmographics(data)
+    assert load_firmographics(data) is index and load_taxonomy(data) is load_taxonomy(data)
+    start = time.perf_counter()
+    for _ in range(20):
+        build_registry(project, "sqlite:///:memory:")
+    assert (time.perf_counter() - start) / 20 < 0.01
+    reference = data / "reference_firmographics.csv"
+    reference.write_text(reference.read_text(encoding="utf-8") + "Extra Co,extra.de,DE,Retail,5\n", encoding="utf-8")
+    os.utime(reference, ns=(time.time_ns(), time.time_ns() + 10_000_000))
+    reloaded = load_firmographics(data)
+    assert reloaded is not index and len(reloaded) == len(index) + 1
+
+
+def test_registries_share_one_crm_per_url(tmp_path: Path, project_dir: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'crm.db'}"
+    first = build_registry(project_dir, url)["crm_update_accounts"]
+    second = build_registry(project_dir, url)["crm_update_accounts"]
+    shared = [cell.cell_contents for cell in first.fn.__closure__ or ()]
+    assert shared and shared == [cell.cell_contents for cell in second.fn.__closure__ or ()]
+    close_crm_connections()
+    third = build_registry(project_dir, url)["crm_update_accounts"]
+    assert [cell.cell_contents for cell in third.fn.__closure__ or ()] != shared

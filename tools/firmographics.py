@@ -1,0 +1,227 @@
+"""``lookup_firmographics``: match an account to a reference company and read its industry and size.
+
+The reference (data/reference_firmographics.csv) is indexed once. A lookup is an exact domain hit,
+else an exact match of the normalized name, else rapidfuzz over small *blocks* of candidates: the
+names sharing its first letters, and those sharing the last letters of its first word (plus the
+next word's initial). Comparing a record with the whole reference costs milliseconds; its blocks
+hold a few dozen names, so a lookup costs microseconds. One typo cannot change both ends of a
+word, so a misspelt name still meets its company in one of its blocks.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import unicodedata
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+from rapidfuzz import fuzz, process
+
+from airlock.errors import InputDataError
+from airlock.registry import SideEffect, ToolSpec, tool
+
+REFERENCE_COLUMNS = ("name", "domain", "country_code", "industry", "employees")
+# Tokens that say what legal form a company has, not which company it is.
+LEGAL_FORMS = frozenset({
+    "ab", "ag", "aps", "as", "asa", "bv", "co", "company", "corp", "corporation", "cv", "ev", "gmbh", "inc",
+    "incorporated", "kg", "kgaa", "kk", "limited", "llc", "llp", "lp", "ltd", "ltda", "nv", "oy", "oyj", "plc",
+    "pte", "pty", "pvt", "private", "sa", "sarl", "sas", "se", "sl", "spa", "srl", "ug"
+})
+MIN_SCORE = 60.0
+COUNTRY_PENALTY = 5.0  # same name, other country: often a sister company, so only a nudge
+DOMAIN_PENALTY = 10.0  # the account has its own domain and it is not the candidate's
+BLOCK_PREFIX = 3
+
+
+@dataclass(frozen=True)
+class ReferenceCompany:
+    name: str
+    domain: str
+    country_code: str
+    industry: str
+    employees: int | None
+
+
+@dataclass(frozen=True)
+class FirmographicsMatch:
+    company: ReferenceCompany | None
+    score: float
+    flags: tuple[str, ...]
+
+
+def normalize_name(name: str) -> str:
+    """Lower case, accents and punctuation gone, ``&`` as ``and``, legal forms and a leading "the" dropped:
+    ``The Nordwind Logistics GmbH & Co. KG`` becomes ``nordwind logistics``."""
+    text = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower()
+    text = text.replace("&", " and ").replace(".", "")  # "S.p.A." -> "spa", "K.K." -> "kk"
+    tokens = re.sub(r"[^a-z0-9]+", " ", text).split()
+    if len(tokens) > 1 and tokens[0] == "the":
+        tokens = tokens[1:]
+    while len(tokens) > 1 and (tokens[-1] in LEGAL_FORMS or tokens[-1] == "and"):
+        tokens.pop()
+    return " ".join(tokens)
+
+
+def block_keys(normalized: str) -> tuple[str, ...]:
+    """The blocks a normalized name belongs to: its first letters, and the last letters of its first
+    word with the initial of the next one. A typo in the first letters leaves the second key intact."""
+    if not normalized:
+        return ()
+    words = normalized.split(" ", 2)
+    keys = ["p:" + normalized.replace(" ", "")[:BLOCK_PREFIX]]
+    if len(words[0]) > BLOCK_PREFIX:
+        keys.append("s:" + words[0][-BLOCK_PREFIX:] + (words[1][:1] if len(words) > 1 else ""))
+    return tuple(keys)
+
+
+def name_score(query: str, candidate: str, full_ratio: float | None = None) -> float:
+    """Similarity of two normalized names, 0-100. The first word counts half: it is what tells firms
+    apart, while "Logistics" or "Group" is shared by hundreds of them."""
+    full = fuzz.ratio(query, candidate) if full_ratio is None else full_ratio
+    return 0.5 * full + 0.5 * fuzz.ratio(query.split(" ", 1)[0], candidate.split(" ", 1)[0])
+
+
+class FirmographicsIndex:
+    """The reference companies indexed by domain, normalized name and name blocks. Build once, share."""
+
+    def __init__(self, companies: Iterable[ReferenceCompany]) -> None:
+        self.companies: tuple[ReferenceCompany, ...] = tuple(companies)
+        self._by_domain: dict[str, int] = {}
+        by_name: defaultdict[str, list[int]] = defaultdict(list)
+        blocks: defaultdict[str, list[int]] = defaultdict(list)
+        self._normalized: list[str] = []
+        for i, company in enumerate(self.companies):
+            if company.domain:
+                self._by_domain.setdefault(company.domain.lower(), i)
+            normalized = normalize_name(company.name)
+            self._normalized.append(normalized)
+            if normalized:
+                by_name[normalized].append(i)
+                for key in block_keys(normalized):
+                    blocks[key].append(i)
+        self._by_name = dict(by_name)
+        # rapidfuzz wants the names side by side; keep them aligned with the company indices.
+        self._blocks: dict[str, tuple[list[int], list[str]]] = {
+            key: (members, [self._normalized[i] for i in members]) for key, members in blocks.items()
+        }
+
+    @classmethod
+    def from_csv(cls, path: Path | str) -> FirmographicsIndex:
+        path = Path(path)
+        try:
+            with path.open(newline="", encoding="utf-8") as handle:
+                reader = csv.DictReader(handle)
+                missing = [c for c in REFERENCE_COLUMNS if c not in (reader.fieldnames or [])]
+                if missing:
+                    raise InputDataError(f"{path}: reference firmographics lack the column(s) {', '.join(missing)}")
+                companies = [
+                    ReferenceCompany(
+                        name=r["name"].strip(), domain=r["domain"].strip().lower(),
+                        country_code=r["country_code"].strip().upper(), industry=r["industry"].strip(),
+                        employees=int(r["employees"]) if r["employees"].strip() else None,
+                    )
+                    for r in reader
+                ]
+        except OSError as error:
+            raise InputDataError(f"cannot read reference firmographics {path}: {error}") from error
+        except ValueError as error:
+            raise InputDataError(f"{path}: an employee count is not a whole number: {error}") from error
+        return cls(companies)
+
+    def __len__(self) -> int:
+        return len(self.companies)
+
+    def block_sizes(self) -> dict[str, int]:
+        return {key: len(members) for key, (members, _) in self._blocks.items()}
+
+    def candidates(self, name: str) -> list[ReferenceCompany]:
+        """Every company a name is compared with: the union of its blocks."""
+        seen: dict[int, None] = {}
+        for key in block_keys(normalize_name(name)):
+            seen.update(dict.fromkeys(self._blocks.get(key, ([], []))[0]))
+        return [self.companies[i] for i in seen]
+
+    def lookup(self, name: str | None, domain: str | None, country_code: str | None) -> FirmographicsMatch:
+        if domain:
+            hit = self._by_domain.get(domain.strip().lower())
+            if hit is not None:
+                return FirmographicsMatch(self.companies[hit], 100.0, ("matched_by_domain",))
+        normalized = normalize_name(name) if name else ""
+        if not normalized:
+            return FirmographicsMatch(None, 0.0, ("no_firmographics_match", "name_missing"))
+        country = (country_code or "").strip().upper()
+        own_domain = (domain or "").strip().lower()
+        exact = self._by_name.get(normalized)
+        if exact:
+            best = max(exact, key=lambda i: self.companies[i].country_code == country)
+            return self._judge(best, 100.0, ("matched_by_name",), country, own_domain)
+        scored: dict[int, float] = {}
+        for key in block_keys(normalized):
+            members, names = self._blocks.get(key, ([], []))
+            for _, score, pos in process.extract(normalized, names, scorer=fuzz.ratio, limit=10, score_cutoff=40):
+                scored[members[pos]] = name_score(normalized, names[pos], score)
+        if not scored:
+            return FirmographicsMatch(None, 0.0, ("no_firmographics_match",))
+        judged = [self._judge(i, s, ("matched_by_fuzzy_name",), country, own_domain) for i, s in scored.items()]
+        return max(judged, key=lambda m: m.score)
+
+    def _judge(
+        self, index: int, score: float, flags: tuple[str, ...], country: str, own_domain: str
+    ) -> FirmographicsMatch:
+        company = self.companies[index]
+        if country and company.country_code and company.country_code != country:
+            score -= COUNTRY_PENALTY
+            flags += ("match_country_differs",)
+        if own_domain and company.domain and company.domain != own_domain:
+            score -= DOMAIN_PENALTY
+            flags += ("match_domain_differs",)
+        if score < MIN_SCORE:
+            return FirmographicsMatch(None, 0.0, ("no_firmographics_match",))
+        return FirmographicsMatch(company, score, flags)
+
+
+class FirmographicsInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = None
+    domain: str | None = None
+    country_code: str | None = None
+
+
+class FirmographicsOutput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    matched_name: str | None = None
+    ref_industry: str | None = None
+    ref_employees: int | None = None
+    confidence: float = 0.0
+    flags: list[str] = []
+
+
+def make_lookup_firmographics(index: FirmographicsIndex) -> ToolSpec[Any, Any]:
+    """The lookup tool bound to one reference index."""
+
+    @tool(effect=SideEffect.READ, version="1")
+    def lookup_firmographics(data: FirmographicsInput) -> FirmographicsOutput:
+        """Match the account to a reference company (exact registered domain first, else a fuzzy match of
+        the company name without legal form) and return the reference's name, industry and employee
+        count. Confidence 1.0 for a domain match, else the name similarity (0.6-1.0); no match below 0.6
+        (flag no_firmographics_match)."""
+        match = index.lookup(data.name, data.domain, data.country_code)
+        if match.company is None:
+            return FirmographicsOutput(confidence=0.0, flags=list(match.flags))
+        return FirmographicsOutput(
+            matched_name=match.company.name,
+            ref_industry=match.company.industry or None,
+            ref_employees=match.company.employees,
+            confidence=round(match.score / 100.0, 4),
+            flags=list(match.flags),
+        )
+
+    return lookup_firmographics
+
