@@ -21,7 +21,7 @@ from airlock.validation import Rule
 TAXONOMY_CSV = Path(__file__).resolve().parent.parent / "data" / "taxonomy.csv"
 EMPLOYEE_BANDS = ("1-10", "11-50", "51-200", "201-500", "501-1000", "1001-5000", "5001-10000", "10001+")
 E164 = r"^\+[1-9][0-9]{6,14}$"
-DOMAIN = r"^([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
+DOMAIN = r"^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
 FREEMAIL = frozenset({"gmail.com", "googlemail.com", "yahoo.com", "hotmail.com", "outlook.com", "gmx.de",
                       "web.de", "icloud.com", "aol.com", "proton.me", "protonmail.com", "live.com"})
 

@@ -22,7 +22,7 @@ from tasks.report import dead_letter_chunk
 from tasks.validate import validate_chunk_task
 
 
-@flow(name="process-chunks", task_runner=ThreadPoolTaskRunner(max_workers=Settings().task_workers))
+@flow(name="process-chunks", task_runner=ThreadPoolTaskRunner(max_workers=Settings().task_workers))  # type: ignore[arg-type]
 def process_chunks(run_id: str, plan: Plan, chunk_count: int, dry_run: bool, actor: str) -> dict[str, Any]:
     chunks = list(range(chunk_count))
     loaded = load_chunk.map(unmapped(run_id), chunks)

@@ -83,8 +83,8 @@ def pin_run_fn(request: PinRunInput) -> PinnedRun:
         "plan_hash": plan.hash, "input": request.input_path, "input_hash": dataset.sha256,
         "records": len(dataset.records), "dry_run": request.dry_run, "request": plan.request,
     })
-    return PinnedRun(run_id=run_id, record_count=len(dataset.records), chunk_count=math.ceil(len(dataset.records) / size),
-                     chunk_size=size, resumed=False)
+    return PinnedRun(run_id=run_id, record_count=len(dataset.records),
+                     chunk_count=math.ceil(len(dataset.records) / size), chunk_size=size, resumed=False)
 
 
 pin_run = task(name="pin-run", cache_policy=NO_CACHE)(pin_run_fn)

@@ -49,7 +49,13 @@ def plan_request_fn(request: PlanRequestInput) -> PlannedRun:
             raise InputDataError(f"{input_path}: missing column(s) {', '.join(missing)} that the pinned plan reads")
     else:
         assert playbook.request is not None
-        plan = RulesPlanner().plan(playbook.request, columns, playbook.effective_policy, res.registry)
+        expected = getattr(playbook.request, "columns", None)
+        if expected:
+            missing = [c for c in expected if c not in columns]
+            if missing:
+                raise InputDataError(f"{input_path}: missing column(s) {', '.join(missing)}; the file has "
+                                     f"{', '.join(columns)}")
+        plan = RulesPlanner().plan(playbook.request, expected or columns, playbook.effective_policy, res.registry)
     return PlannedRun(playbook=playbook.name, input_path=str(input_path), plan=plan)
 
 

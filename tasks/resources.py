@@ -34,6 +34,7 @@ def resources() -> Resources:
     key = (settings.store_url, settings.crm_database_url, settings.project_dir)
     with _lock:
         if key not in _built:
+            settings.state_dir.mkdir(parents=True, exist_ok=True)
             CrmDatabase(settings.crm_database_url).create_schema()  # idempotent; the demo CRM starts empty
             _built[key] = Resources(
                 settings=settings,

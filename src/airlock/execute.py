@@ -127,10 +127,10 @@ def run_step(
             last = None
             break
         if last is not None:
-            spec, error = last
+            failed_spec, failure = last
             result.failures[record_id] = RecordFailure(
-                tool=spec.name, spec_hash=spec.spec_hash, error_type=type(error).__name__,
-                error=str(error)[:1000], retryable=is_retryable(error), attempts=attempts, input=payload,
+                tool=failed_spec.name, spec_hash=failed_spec.spec_hash, error_type=type(failure).__name__,
+                error=str(failure)[:1000], retryable=is_retryable(failure), attempts=attempts, input=payload,
             )
     result.seconds = time.perf_counter() - started
     return result

@@ -13,6 +13,7 @@ import hashlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from airlock.plan import Plan, Write
@@ -107,7 +108,7 @@ def commit(
         ]
         retry_log = RetryOutcome()
         try:
-            outputs = call_with_retry(lambda: spec.call_batch(payloads), spec.policy.retry, outcome=retry_log,
+            outputs = call_with_retry(partial(spec.call_batch, payloads), spec.policy.retry, outcome=retry_log,
                                       sleep=sleep)
         except Exception as error:
             store.record_effect_outcomes([(key, "failed", f"{type(error).__name__}: {error}"[:500])

@@ -8,12 +8,13 @@ without Prefect; an import-linter contract keeps it that way.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 from uuid import UUID
 
 from prefect.context import FlowRunContext
 from prefect.exceptions import NotPausedError
-from prefect.flow_runs import apause_flow_run, resume_flow_run
+from prefect.flow_runs import apause_flow_run, aresume_flow_run, resume_flow_run
 from prefect.input import RunInput
 from prefect.input.run_input import keyset_from_base_key
 
@@ -61,10 +62,9 @@ async def wait_for_review(description: str, window_seconds: float, poll_interval
     except TimeoutError:
         pass
     pause_key = context.observed_flow_pauses.get("counter", 1)
-    try:
-        await asyncio.to_thread(resume_flow_run, flow_run_id, {"timed_out": True})
-    except (NotPausedError, RuntimeError):
-        pass  # a person resumed between our deadline and our own resume: their input wins
+    # If a person resumed between our deadline and our own resume, their input wins.
+    with contextlib.suppress(NotPausedError, RuntimeError):
+        await aresume_flow_run(flow_run_id, {"timed_out": True})
     return await ReviewInput.aload(keyset_from_base_key(f"paused-{pause_key}"))
 
 

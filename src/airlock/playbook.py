@@ -31,6 +31,7 @@ class StructuredRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     dataset: str = "accounts"
+    columns: list[str] | None = Field(default=None, description="columns the input must have; default: its header")
     fill: list[str] = Field(min_length=1)
     write: WriteRequest | None = None
 

@@ -175,7 +175,8 @@ def _models_of(fn: Callable[..., Any], batched: bool) -> tuple[type[BaseModel], 
     arg, ret = hints[params[0]], hints["return"]
     if batched:
         arg, ret = typing.get_args(arg)[0], typing.get_args(ret)[0]
-    if not (isinstance(arg, type) and issubclass(arg, BaseModel) and isinstance(ret, type) and issubclass(ret, BaseModel)):
+    models = (arg, ret)
+    if not all(isinstance(m, type) and issubclass(m, BaseModel) for m in models):
         raise TypeError(f"tool {fn.__name__}: input and output must be pydantic models")
     return arg, ret
 

@@ -73,7 +73,7 @@ def call_with_retry(
         number += 1
         try:
             return fn()
-        except Exception as error:  # noqa: BLE001 - classified just below, re-raised unchanged
+        except Exception as error:
             can_retry = retryable(error) and number < policy.attempts
             wait = policy.delay(number, error) if can_retry else 0.0
             if outcome is not None:

@@ -35,13 +35,14 @@ def main(argv: list[str] | None = None) -> int:
         error.show()
         return error.exit_code
     except UserError as error:
-        err.print(f"[red]error:[/red] {error.message}", highlight=False)
+        err.print(f"[red]error:[/red] {error.message}", highlight=False, soft_wrap=True)
         return 2
     except InfrastructureError as error:
-        err.print(f"[red]error:[/red] {error.message} (retryable: try again when it is back)", highlight=False)
+        err.print(f"[red]error:[/red] {error.message} (retryable: try again when it is back)",
+                  highlight=False, soft_wrap=True)
         return 3
     except AirlockError as error:
-        err.print(f"[red]error:[/red] {error.message}", highlight=False)
+        err.print(f"[red]error:[/red] {error.message}", highlight=False, soft_wrap=True)
         return 1
     except KeyboardInterrupt:
         err.print("interrupted: the run's completed chunks are stored; resume it with 'airlock run ... --run-id'")

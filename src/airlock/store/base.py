@@ -34,7 +34,8 @@ class StoreBase:
         with reachable(self.engine, "store"), self.engine.begin() as connection:
             yield connection
 
-    def _insert_many(self, table: sa.Table, rows: Sequence[dict[str, Any]], connection: Connection | None = None) -> None:
+    def _insert_many(self, table: sa.Table, rows: Sequence[dict[str, Any]],
+                     connection: Connection | None = None) -> None:
         if not rows:
             return
         if connection is not None:

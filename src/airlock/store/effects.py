@@ -51,7 +51,9 @@ class EffectsRepo(StoreBase):
             result = connection.execute(
                 dead_letters.insert().values(status="open", created_at=self.now(), **fields)
             )
-            return int(result.inserted_primary_key[0])
+            key = result.inserted_primary_key
+            assert key is not None
+            return int(key[0])
 
     def dead_letters_for(self, *, status: str | None = "open", run_id: str | None = None,
                          step_id: str | None = None, error_type: str | None = None,

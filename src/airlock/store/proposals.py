@@ -38,7 +38,8 @@ class ProposalsRepo(StoreBase):
         now = self.now()
         with self.tx() as connection:
             connection.execute(statement, [
-                {"b_run": run_id, "b_record": rid, "b_outcome": outcome, "b_at": now} for rid, outcome in outcomes.items()
+                {"b_run": run_id, "b_record": rid, "b_outcome": outcome, "b_at": now}
+                for rid, outcome in outcomes.items()
             ])
 
     def proposals_for(self, run_id: str, record_ids: Sequence[str] | None = None, *,

@@ -70,7 +70,7 @@ class GxRunner:
                     batch_parameters={"dataframe": frame},
                     result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [key]},
                 )
-        except Exception as error:  # noqa: BLE001 - GX failing is validation failing: fail closed
+        except Exception as error:
             raise ValidationCrashed(f"Great Expectations could not validate the batch: {error}") from error
         for item in result.results:
             report.evaluated += 1
@@ -80,8 +80,8 @@ class GxRunner:
             config = item.expectation_config
             column = config.kwargs.get("column")
             code = f"gx:{config.type}" + (f":{column}" if column else "")
-            severity = "reject" if (config.meta or {}).get("severity") == "reject" else "review"
-            finding = Finding(code, severity)
+            rejects = (config.meta or {}).get("severity") == "reject"
+            finding = Finding(code, "reject" if rejects else "review")
             index_list = (item.result or {}).get("unexpected_index_list")
             if index_list:
                 for entry in index_list:
