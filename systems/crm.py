@@ -164,6 +164,12 @@ class CrmDatabase:
     def create_schema(self) -> None:
         with self._connection("create schema", write=True) as connection:
             metadata.create_all(connection)
+        self._schema_ready = True
+
+    def _ensure_schema(self) -> None:
+        # The demo CRM is created on its first write, so nothing needs the business system before then.
+        if not getattr(self, "_schema_ready", False):
+            self.create_schema()
 
     def dispose(self) -> None:
         self._engine.dispose()
@@ -214,6 +220,7 @@ class CrmDatabase:
         account, which is inserted) ``applied``; both record the key, in the same transaction."""
         if not updates:
             return []
+        self._ensure_schema()
         now = datetime.now(UTC)
         with self._connection("apply updates", write=True) as connection:
             done = self._existing(

@@ -12,7 +12,6 @@ from airlock.registry import ToolRegistry
 from airlock.settings import Settings
 from airlock.store import Store
 from airlock.validation import GxRunner
-from systems.crm import CrmDatabase
 from tools import build_registry
 
 
@@ -35,7 +34,6 @@ def resources() -> Resources:
     with _lock:
         if key not in _built:
             settings.state_dir.mkdir(parents=True, exist_ok=True)
-            CrmDatabase(settings.crm_database_url).create_schema()  # idempotent; the demo CRM starts empty
             _built[key] = Resources(
                 settings=settings,
                 store=Store.open(settings.store_url),

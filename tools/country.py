@@ -13,7 +13,7 @@ import unicodedata
 from functools import lru_cache
 
 import pycountry
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from rapidfuzz import fuzz, process
 
 from airlock.registry import SideEffect, tool
@@ -41,7 +41,7 @@ FUZZY_CUTOFF = 88.0
 class CountryInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    country: str | None = None
+    country: str | None = Field(default=None, max_length=100)
 
 
 class CountryOutput(BaseModel):

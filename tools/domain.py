@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import tldextract
 from email_validator import EmailNotValidError, validate_email
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from airlock.registry import SideEffect, tool
 
@@ -34,8 +34,8 @@ _EXTRACT = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
 class DomainInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    website: str | None = None
-    email: str | None = None
+    website: str | None = Field(default=None, max_length=2048)
+    email: str | None = Field(default=None, max_length=320)
 
 
 class DomainOutput(BaseModel):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Literal
 
 from email_validator import EmailNotValidError, validate_email
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from airlock.registry import SideEffect, tool
 from tools.domain import is_freemail
@@ -20,7 +20,7 @@ EmailStatus = Literal["valid", "invalid", "unknown"]
 class EmailCheckInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    email: str | None = None
+    email: str | None = Field(default=None, max_length=320)
 
 
 class EmailCheckOutput(BaseModel):

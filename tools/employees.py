@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from airlock.registry import SideEffect, tool
 
@@ -34,7 +34,7 @@ _MULTIPLIERS = {"": 1, "k": 1_000, "m": 1_000_000}
 class EmployeesInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    employees: str | None = None
+    employees: str | None = Field(default=None, max_length=64)
     ref_employees: int | None = None
 
 

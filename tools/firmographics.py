@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from rapidfuzz import fuzz, process
 
 from airlock.errors import InputDataError
@@ -188,7 +188,7 @@ class FirmographicsIndex:
 class FirmographicsInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = None
+    name: str | None = Field(default=None, max_length=500)
     domain: str | None = None
     country_code: str | None = None
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from rapidfuzz import fuzz, process
 
 from airlock.errors import InputDataError
@@ -204,16 +204,16 @@ class Taxonomy:
 class IndustryInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    industry: str | None = None
-    description: str | None = None
-    name: str | None = None
+    industry: str | None = Field(default=None, max_length=200)
+    description: str | None = Field(default=None, max_length=20000)
+    name: str | None = Field(default=None, max_length=500)
     ref_industry: str | None = None
 
 
 class NameIndustryInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = None
+    name: str | None = Field(default=None, max_length=500)
 
 
 class IndustryOutput(BaseModel):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberFormat, ValidationResult
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from airlock.registry import SideEffect, tool
 
@@ -29,7 +29,7 @@ _PARSE_FLAGS = {
 class PhoneInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    phone: str | None = None
+    phone: str | None = Field(default=None, max_length=64)
     country_code: str | None = None
 
 
