@@ -39,4 +39,8 @@ def build_report(store: Store, run_id: str, *, status: str | None = None, with_r
             {"id": r["record_id"], "outcome": r["outcome"], "reasons": r["reasons"]}
             for r in store.record_outcomes(run_id)
         ]
+        if run["dry_run"]:  # a dry run exists to show what would change
+            changes = {p["record_id"]: p["changes"] for p in store.proposals_for(run_id)}
+            for record in report["records"]:
+                record["changes"] = changes.get(record["id"], {})
     return report

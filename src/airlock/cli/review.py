@@ -36,10 +36,10 @@ def list_command(
         return
     table = Table(title=f"{len(items)} review item(s)" + (f" of run {run_id[:8]}" if run_id else ""))
     for column in ("item", "run", "record", "change", "why", "status"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for item in items:
         table.add_row(str(item["id"]), item["run_id"][:8], item["record_id"], _changes(item["changes"]),
-                      ", ".join(item["reasons"]), item["status"])
+                      "\n".join(item["reasons"]), item["status"])
     console.print(table)
 
 

@@ -39,6 +39,8 @@ def run_command(
     if as_json:
         print_json(report)
     else:
+        if dry_run:
+            show_dry_run_changes(report)
         show_summary(report)
     return 0 if report["conserved"] else 1
 
@@ -131,6 +133,22 @@ def _show_progress(store: Store, run_id: str, done: threading.Event, quiet: bool
                 continue  # the run is not pinned yet
         if total is not None:
             progress.update(bar, completed=store.progress(run_id))
+
+
+def show_dry_run_changes(report: dict[str, Any], limit: int = 15) -> None:
+    changed = [r for r in report["records"] if r["outcome"] == "would_write"]
+    table = Table(title=f"dry run: {len(changed)} record(s) would be written (first {min(limit, len(changed))})")
+    for column in ("record", "field", "before", "after", "confidence"):
+        table.add_column(column)
+    for record in changed[:limit]:
+        for field, change in record["changes"].items():
+            if change.get("after") == change.get("before"):
+                continue
+            confidence = change.get("confidence")
+            table.add_row(record["id"], field, str(change.get("before")), str(change.get("after")),
+                          f"{confidence:.2f}" if isinstance(confidence, (int, float)) else "")
+    console.print(table)
+    console.print(f"nothing was written; every change: airlock runs show {report['run_id'][:8]} --json")
 
 
 def show_summary(report: dict[str, Any]) -> None:

@@ -8,6 +8,7 @@ An expectation's ``meta={"severity": "reject"}`` makes it reject instead of send
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 from collections.abc import Callable, Sequence
@@ -36,6 +37,8 @@ class GxRunner:
         self._definitions: dict[SuiteFactory, Any] = {}
 
     def _definition(self, suite_factory: SuiteFactory) -> Any:
+        for name in ("great_expectations", "great_expectations.data_context.types.base"):
+            logging.getLogger(name).setLevel(logging.WARNING)  # its info lines are noise in a run's output
         import great_expectations as gx
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
