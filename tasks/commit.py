@@ -5,7 +5,7 @@ applied keys both say it is done."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -27,7 +27,7 @@ class CommitSummary:
     conflicts: list[str] = field(default_factory=list)
 
     def to_bytes(self) -> bytes:
-        return orjson.dumps(asdict(self))
+        return orjson.dumps(self)
 
 
 def commit_records(run_id: str, plan: Plan, passed: Sequence[tuple[str, dict[str, Any]]], *, dry_run: bool,

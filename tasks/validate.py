@@ -3,7 +3,7 @@ record, the review items and the per-record dead letters, all in one transaction
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -28,7 +28,7 @@ class ChunkVerdicts:
     dead_lettered: list[str] = field(default_factory=list)
 
     def to_bytes(self) -> bytes:
-        return orjson.dumps(asdict(self))
+        return orjson.dumps(self)
 
     @classmethod
     def from_bytes(cls, payload: bytes) -> ChunkVerdicts:
