@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from airlock.orchestration import DASHBOARD_ACTOR, ReviewInput
+from airlock.orchestration import ReviewInput
+from airlock.review import DASHBOARD_ACTOR, needs_named_approver
 from tasks.resources import resources
 
 
@@ -40,7 +41,9 @@ def apply_review_input(run_id: str, review: ReviewInput) -> int:
         ids = [by_record[rid] for rid in review.reject_ids if rid in by_record]
         decided += len(store.decide(ids, "rejected", actor=DASHBOARD_ACTOR, source="prefect-ui", note=review.note))
     if review.approve_all:
-        rest = [item_id for rid, item_id in by_record.items() if rid not in review.reject_ids]
+        # Items that need a named approver stay pending: the dashboard cannot say who approved them.
+        named = {item["record_id"] for item in pending if needs_named_approver(item)}
+        rest = [item_id for rid, item_id in by_record.items() if rid not in review.reject_ids and rid not in named]
         decided += len(store.decide(rest, "approved", actor=DASHBOARD_ACTOR, source="prefect-ui", note=review.note))
     store.audit("review.resumed", actor=DASHBOARD_ACTOR if (review.approve_all or review.reject_ids) else "airlock",
                 run_id=run_id, data={"approve_all": review.approve_all, "reject_ids": review.reject_ids,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +40,7 @@ def read_dataset(path: Path, *, key: str, required: list[str]) -> Dataset:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         raise InputDataError(f"{path}: not UTF-8 text (byte {error.start}); save the CSV as UTF-8") from error
-    reader = csv.DictReader(text.splitlines())
+    reader = csv.DictReader(io.StringIO(text, newline=""))
     columns = [c.strip() for c in (reader.fieldnames or [])]
     missing = [c for c in [key, *required] if c not in columns]
     if missing:
@@ -48,7 +49,8 @@ def read_dataset(path: Path, *, key: str, required: list[str]) -> Dataset:
         )
     reader.fieldnames = columns
     records: list[dict[str, str]] = []
-    for line, row in enumerate(reader, start=2):
+    for row in reader:
+        line = reader.line_num
         if None in row:
             raise InputDataError(f"{path}: line {line} has more fields than the header")
         record = {k: (v or "").strip() for k, v in row.items()}

@@ -56,12 +56,13 @@ def replay(store: Store, letter_ids: Sequence[int], *, actor: str, reason: str, 
     try:
         for letter_id in letter_ids:
             claimed.append(store.claim_dead_letter(letter_id, actor))
-    except StateConflict:
+    except UserError:  # a letter that is not open, or does not exist: release the ones already claimed
         for letter in claimed:
             store.resolve_dead_letter(letter["id"], "open", actor=actor, resolution="")
         raise
-    store.audit("deadletter.replay_started", actor=actor, subject=",".join(map(str, letter_ids)),
-                data={"reason": reason, "letters": list(letter_ids)})
+    for letter in claimed:
+        store.audit("deadletter.replay_started", actor=actor, run_id=letter["run_id"], subject=str(letter["id"]),
+                    data={"reason": reason, "letters": list(letter_ids)})
     try:
         return replayer(claimed, actor, reason, allow_changed_tools)
     finally:

@@ -148,7 +148,7 @@ def _call(
     policy = spec.policy
     key: tuple[Any, ...] | None = None
     if cache is not None and policy.cacheable:
-        key = (spec.spec_hash, *sorted(tool_input.items()))
+        key = (spec.spec_hash, orjson.dumps(tool_input, option=orjson.OPT_SORT_KEYS))
         hit = cache.get(key)
         if hit is not None:
             result.cache_hits += 1

@@ -19,8 +19,10 @@ from prefect.input import RunInput
 from prefect.input.run_input import keyset_from_base_key
 
 from airlock.errors import StateConflict
+from airlock.review import DASHBOARD_ACTOR
 
-DASHBOARD_ACTOR = "prefect-ui (unauthenticated)"
+__all__ = ["DASHBOARD_ACTOR", "ReviewInput", "current_flow_run_id", "resume_paused_run", "wait_for_review"]
+
 # Prefect's own pause timeout must never be what ends a review (the run would end Failed): it is
 # set this much beyond our window, and our window ends first.
 PAUSE_MARGIN_SECONDS = 3600

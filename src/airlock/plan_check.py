@@ -15,10 +15,8 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from airlock.errors import PlanRejected
 from airlock.plan import Binding, Plan, Step
-from airlock.registry import IDEMPOTENCY_FIELD, Phase, SideEffect, ToolRegistry, ToolSpec
+from airlock.registry import ENGINE_SUPPLIED, Phase, SideEffect, ToolRegistry, ToolSpec
 
-# Filled in by the engine at commit time, never bound by a plan.
-ENGINE_SUPPLIED = frozenset({IDEMPOTENCY_FIELD, "values_hash"})
 RECORD_FIELD_TYPE: Any = str | None
 
 
@@ -142,6 +140,9 @@ def _source_type(
             return None
         return str if binding.field == plan.dataset.key else RECORD_FIELD_TYPE
     if binding.source == "step":
+        if allow_proposal:  # a write: only validated (and possibly reviewer-edited) values may be written
+            problems.append(f"{where}: a write takes proposal.FIELD or record.FIELD, not a step output ({binding})")
+            return None
         return _check_step_ref(plan, registry, binding, where, problems)
     if binding.source == "proposal":
         if not allow_proposal:
@@ -179,13 +180,27 @@ def _check_fallback(
     if fallback.policy.phase is Phase.COMMIT:
         problems.append(f"{where}: {fallback.effect.value} tool {fallback.name!r} cannot run outside the commit phase")
     _check_effect(fallback, set(plan.policy.allowed_effects), where, problems)
-    for name, info in fallback.input_model.model_fields.items():
+    fallback_inputs = fallback.input_model.model_fields
+    for name, info in fallback_inputs.items():
         if info.is_required() and name not in step.inputs:
             problems.append(f"{where}: required input {name!r} of {fallback.name!r} is not bound by the step")
+    for name, binding in step.inputs.items():
+        if name not in fallback_inputs or binding.source == "literal":
+            continue
+        source_type = _source_type(plan, registry, binding, f"{where}.inputs.{name}", [], False)
+        if source_type is not None and not _assignable(source_type, fallback_inputs[name].annotation):
+            problems.append(f"{where}.inputs.{name}: {binding} is {_type_name(source_type)} but {fallback.name!r} "
+                            f"expects {_type_name(fallback_inputs[name].annotation)}")
     used = _outputs_used(plan, step.id)
-    missing = sorted(used - set(fallback.output_model.model_fields))
+    outputs = fallback.output_model.model_fields
+    missing = sorted(used - set(outputs))
     if missing:
         problems.append(f"{where}: {fallback.name!r} does not produce {', '.join(missing)}, which the plan uses")
+    primary_outputs = primary.output_model.model_fields
+    for name in sorted(used & set(outputs) & set(primary_outputs)):
+        if not _assignable(outputs[name].annotation, primary_outputs[name].annotation):
+            problems.append(f"{where}: {fallback.name!r} gives {name!r} as {_type_name(outputs[name].annotation)}, "
+                            f"but the plan uses it as {_type_name(primary_outputs[name].annotation)}")
 
 
 def _outputs_used(plan: Plan, step_id: str) -> set[str]:

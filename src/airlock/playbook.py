@@ -94,8 +94,12 @@ def load_playbook(path: Path) -> Playbook:
 
 def describe_validation_error(error: ValidationError) -> str:
     parts = []
-    for item in error.errors()[:4]:
-        where = ".".join(str(p) for p in item["loc"] if not str(p).startswith("function-after"))
+    errors = error.errors()
+    # `request:` is a structured request or free text: for a mapping, the text branch's complaint is noise.
+    errors = [e for e in errors if not (e["loc"][:2] == ("request", "str") and e["type"] == "string_type")] or errors
+    for item in errors[:4]:
+        where = ".".join(str(p) for p in item["loc"]
+                         if not str(p).startswith("function-after") and p != "StructuredRequest")
         message = "unknown field" if item["type"] == "extra_forbidden" else item["msg"]
         parts.append(f"{where}: {message}" if where else message)
     more = f" (+{error.error_count() - 4} more)" if error.error_count() > 4 else ""

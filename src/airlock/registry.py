@@ -30,6 +30,8 @@ O = TypeVar("O", bound=BaseModel)  # noqa: E741
 CONFIDENCE_FIELD = "confidence"
 FLAGS_FIELD = "flags"
 IDEMPOTENCY_FIELD = "idempotency_key"
+# Filled in by the engine at commit time: never a record field, never bound by a plan.
+ENGINE_SUPPLIED = frozenset({IDEMPOTENCY_FIELD, "values_hash"})
 
 
 class SideEffect(StrEnum):
@@ -174,7 +176,10 @@ def _models_of(fn: Callable[..., Any], batched: bool) -> tuple[type[BaseModel], 
         raise TypeError(f"tool {fn.__name__} must take one annotated argument and annotate its return")
     arg, ret = hints[params[0]], hints["return"]
     if batched:
-        arg, ret = typing.get_args(arg)[0], typing.get_args(ret)[0]
+        arg_items, ret_items = typing.get_args(arg), typing.get_args(ret)
+        if typing.get_origin(arg) is not list or typing.get_origin(ret) is not list or not arg_items or not ret_items:
+            raise TypeError(f"batched tool {fn.__name__} must take list[Input] and return list[Output]")
+        arg, ret = arg_items[0], ret_items[0]
     models = (arg, ret)
     if not all(isinstance(m, type) and issubclass(m, BaseModel) for m in models):
         raise TypeError(f"tool {fn.__name__}: input and output must be pydantic models")
@@ -203,7 +208,7 @@ def tool(
         if effect in (SideEffect.WRITE, SideEffect.EXTERNAL) and IDEMPOTENCY_FIELD not in input_model.model_fields:
             raise TypeError(f"tool {tool_name}: a {effect.value} tool's input needs an '{IDEMPOTENCY_FIELD}' field")
         req = tuple(requires) if requires is not None else tuple(
-            f for f in input_model.model_fields if f != IDEMPOTENCY_FIELD
+            f for f in input_model.model_fields if f not in ENGINE_SUPPLIED
         )
         prod = tuple(produces) if produces is not None else tuple(
             f for f in output_model.model_fields if f not in (CONFIDENCE_FIELD, FLAGS_FIELD)

@@ -7,9 +7,9 @@ from typing import Any
 
 from airlock.errors import PlanRejected
 from airlock.plan import Binding, DatasetSpec, Plan, Policy, Step, Write
-from airlock.plan_check import ENGINE_SUPPLIED, ensure_plan_ok
+from airlock.plan_check import ensure_plan_ok
 from airlock.playbook import StructuredRequest
-from airlock.registry import Phase, ToolRegistry, ToolSpec
+from airlock.registry import ENGINE_SUPPLIED, Phase, ToolRegistry, ToolSpec
 
 
 class RulesPlanner:
@@ -61,9 +61,12 @@ class _ChainBuilder:
             if spec.name in chain:
                 failures.append(f"{spec.name} would depend on itself")
                 continue
+            saved_steps, saved_producers = list(self.steps), dict(self.producer_step)
             try:
                 inputs = self._bind_inputs(spec, (*chain, spec.name))
             except PlanRejected as error:
+                # Steps added for this candidate's inputs would run for nothing: take them back.
+                self.steps, self.producer_step = saved_steps, saved_producers
                 failures.extend(error.problems)
                 continue
             step = Step(id=spec.name, tool=spec.name, inputs=inputs, fallback=self._fallback(spec, inputs))
@@ -86,11 +89,13 @@ class _ChainBuilder:
             except PlanRejected:
                 if info.is_required():
                     raise
+        if spec.requires and not set(inputs) & set(spec.requires):
+            raise PlanRejected([f"{spec.name}: none of its inputs ({', '.join(spec.requires)}) is available"])
         return inputs
 
     def _fallback(self, primary: ToolSpec[Any, Any], inputs: dict[str, Binding]) -> str | None:
         for spec in self._candidates(primary.produces[0]):
-            if spec.name == primary.name:
+            if spec.name == primary.name or not set(primary.produces) <= set(spec.produces):
                 continue
             needed = {n for n, i in spec.input_model.model_fields.items() if i.is_required()}
             if needed <= set(inputs) and set(spec.input_model.model_fields) <= set(inputs):
@@ -105,9 +110,12 @@ def _write_for(request: StructuredRequest, registry: ToolRegistry, proposes: dic
         raise PlanRejected([f"write: unknown tool {request.write.tool!r}"])
     fields = spec.input_model.model_fields
     inputs = {request.write.key: Binding(source="record", field="id")}
+    cannot_take = [name for name in proposes if name not in fields]
+    if cannot_take:
+        raise PlanRejected([f"write: tool {spec.name!r} cannot take {', '.join(cannot_take)}; "
+                            "they would be proposed and never written"])
     for name in proposes:
-        if name in fields:
-            inputs[name] = Binding(source="proposal", field=name)
+        inputs[name] = Binding(source="proposal", field=name)
     unbound = sorted(n for n, i in fields.items() if i.is_required() and n not in inputs and n not in ENGINE_SUPPLIED)
     if unbound:
         raise PlanRejected([f"write: tool {spec.name!r} needs {', '.join(unbound)}, which the request does not fill"])

@@ -15,6 +15,14 @@ from airlock.errors import StateConflict, UserError
 from airlock.store import Store
 
 DECISIONS = ("approved", "rejected")
+# Prefect's open-source UI has no login: a resume from it is recorded under this name and may only
+# decide items that need no identified approver.
+DASHBOARD_ACTOR = "prefect-ui (unauthenticated)"
+NEEDS_APPROVER = "needs_approval:"
+
+
+def needs_named_approver(item: dict[str, Any]) -> bool:
+    return any(code.startswith(NEEDS_APPROVER) for code in item["reasons"])
 
 
 @dataclass
@@ -36,6 +44,9 @@ def decide(store: Store, item_ids: Sequence[int], decision: str, *, actor: str, 
         run = runs[item["run_id"]]
         if run.get("dry_run"):
             raise StateConflict(f"item {item['id']} belongs to a dry run; nothing of it can be written")
+        if actor == DASHBOARD_ACTOR and decision == "approved" and needs_named_approver(item):
+            raise StateConflict(f"item {item['id']} needs a named approver; approve it with the CLI or the review "
+                                "page, where you are identified")
     decided = store.decide(list(item_ids), decision, actor=actor, source=source, note=note)
     for item in decided:
         store.audit(f"review.{decision}", actor=actor, run_id=item["run_id"], subject=str(item["id"]),

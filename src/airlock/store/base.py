@@ -46,4 +46,7 @@ class StoreBase:
 
     def _rows(self, statement: sa.Executable) -> list[dict[str, Any]]:
         with self.tx() as connection:
-            return [dict(row._mapping) for row in connection.execute(statement)]
+            return [
+                {k: as_utc(v) if isinstance(v, datetime) else v for k, v in row._mapping.items()}
+                for row in connection.execute(statement)
+            ]
