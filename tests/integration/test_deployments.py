@@ -3,7 +3,9 @@ crash-detection automations, `prefect deploy --all`, a process worker, and a dep
 flow-run process finds the project code and Airlock's settings on its own.
 
 The stack is started with deployments/local_stack.sh, the script the production notes point to, so
-the script is exercised too. Everything runs in the test's tmp folder and on a free port.
+the script is exercised too. Everything runs in the test's tmp folder and on a free port; the
+PostgreSQL variant puts Prefect's server, Airlock's store and the CRM on throwaway databases, as
+deployments/README.md describes for production.
 """
 
 from __future__ import annotations
@@ -25,9 +27,10 @@ import psutil
 import pytest
 import yaml
 
-from tests.conftest import PROJECT, sample_accounts, write_accounts
+from tests.conftest import PROJECT, create_pg_database, drop_pg_database, sample_accounts, write_accounts
 
 PREFECT = PROJECT / ".venv" / "bin" / "prefect"
+AIRLOCK = PROJECT / ".venv" / "bin" / "airlock"
 STACK_SCRIPT = PROJECT / "deployments" / "local_stack.sh"
 AUTOMATIONS = PROJECT / "deployments" / "automations" / "crash-detection.yaml"
 FINAL_STATES = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
@@ -41,14 +44,15 @@ class Stack:
     log: Path
     folder: Path
     store_url: str
-    airlock_home: Path
+    crm_url: str
 
     def tail(self) -> str:
         """The stack's own output and the worker's, for failure messages."""
         parts = []
         for path in (self.log, self.folder / "worker.log", self.folder / "server.log"):
             if path.exists():
-                parts.append(f"--- {path.name} ---\n" + "\n".join(path.read_text(errors="replace").splitlines()[-40:]))
+                lines = path.read_text(errors="replace").splitlines()[-40:]
+                parts.append(f"--- {path.name} ---\n" + "\n".join(lines))
         return "\n".join(parts)
 
 
@@ -85,20 +89,40 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
     psutil.wait_procs(started, timeout=10)
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.pg)])
+def databases(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, str]]:
+    """Where Prefect's server, Airlock's store and the CRM keep their data."""
+    if request.param == "sqlite":
+        # The store outside AIRLOCK_HOME, the CRM left to its default inside it: finding each where
+        # it belongs proves that both variables reached the flow-run process.
+        (tmp_path / "store").mkdir()
+        yield {"AIRLOCK_DATABASE_URL": f"sqlite:///{tmp_path / 'store' / 'airlock.db'}"}
+        return
+    admin: str = request.getfixturevalue("pg_server")  # skips, or fails under AIRLOCK_REQUIRE_PG=1
+    base = admin.rsplit("/", 1)[0]
+    names = [create_pg_database(admin) for _ in range(3)]
+    prefect_db, store_db, crm_db = names
+    asyncpg_base = base.replace("postgresql", "postgresql+asyncpg", 1)  # Prefect's server is async
+    try:
+        yield {
+            "PREFECT_API_DATABASE_CONNECTION_URL": f"{asyncpg_base}/{prefect_db}",
+            "AIRLOCK_DATABASE_URL": f"{base}/{store_db}",
+            "AIRLOCK_CRM_URL": f"{base}/{crm_db}",
+        }
+    finally:
+        for name in names:
+            drop_pg_database(admin, name)
+
+
 @pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Stack]:
+def stack(databases: dict[str, str], tmp_path: Path) -> Iterator[Stack]:
     port = _free_port()
     folder = tmp_path / "stack"
     home = tmp_path / "airlock-home"
-    # The store outside AIRLOCK_HOME: finding the run there proves AIRLOCK_DATABASE_URL reached the
-    # flow-run process, and finding the CRM in AIRLOCK_HOME proves AIRLOCK_HOME did.
-    store_url = f"sqlite:///{tmp_path / 'store' / 'airlock.db'}"
-    (tmp_path / "store").mkdir()
-    env = _clean_environment() | {
+    env = _clean_environment() | databases | {
         "AIRLOCK_STACK_DIR": str(folder),
         "PREFECT_HOME": str(tmp_path / "prefect-home"),
         "AIRLOCK_HOME": str(home),
-        "AIRLOCK_DATABASE_URL": store_url,
         "AIRLOCK_PROJECT_DIR": str(PROJECT),
         "AIRLOCK_WORKER_LIMIT": "1",
         "DO_NOT_TRACK": "1",
@@ -107,6 +131,11 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
         "PREFECT_WORKER_QUERY_SECONDS": "1",
         "PREFECT_WORKER_PREFETCH_SECONDS": "5",
     }
+    # The production order: the store's schema first, then the workers that write to it.
+    migrated = subprocess.run([str(AIRLOCK), "db", "upgrade"], cwd=PROJECT, env=env, capture_output=True,
+                              text=True, timeout=120, check=False)
+    assert migrated.returncode == 0, migrated.stdout + migrated.stderr
+
     log = tmp_path / "local_stack.out"
     with log.open("wb") as output:
         process = subprocess.Popen(
@@ -114,8 +143,9 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
             stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
         )
     api = f"http://127.0.0.1:{port}/api"
-    running = Stack(api=api, env=env | {"PREFECT_API_URL": api}, log=log, folder=folder, store_url=store_url,
-                    airlock_home=home)
+    running = Stack(api=api, env=env | {"PREFECT_API_URL": api}, log=log, folder=folder,
+                    store_url=databases["AIRLOCK_DATABASE_URL"],
+                    crm_url=databases.get("AIRLOCK_CRM_URL", f"sqlite:///{home / 'crm.db'}"))
     try:
         deadline = time.monotonic() + 120
         while "stack ready" not in log.read_text(errors="replace"):
@@ -166,11 +196,13 @@ def _check_deployments(client: httpx.Client) -> None:
     assert ad_hoc["parameters"]["playbook"] == "playbooks/enrich_accounts.yaml"
 
     for deployment in (nightly, ad_hoc):
-        # Deployed without AIRLOCK_PROJECT_DIR, the pull step keeps its placeholder: the stored
+        # Deployed without AIRLOCK_PROJECT_DIR, the pull steps keep the placeholder: the stored
         # deployment names no host path, and each worker resolves it from its own environment.
-        assert deployment["pull_steps"] == [
-            {"prefect.deployments.steps.set_working_directory": {"directory": "{{ $AIRLOCK_PROJECT_DIR }}"}}
-        ]
+        check, change_directory = deployment["pull_steps"]
+        assert "{{ $AIRLOCK_PROJECT_DIR }}" in check["prefect.deployments.steps.run_shell_script"]["script"]
+        assert change_directory == {
+            "prefect.deployments.steps.set_working_directory": {"directory": "{{ $AIRLOCK_PROJECT_DIR }}"}
+        }
         assert deployment["job_variables"]["env"]["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"] == "60"
 
 
@@ -230,6 +262,43 @@ def test_crash_detection_automations_validate() -> None:
     assert silent.within.total_seconds() == 5 * frequency
 
 
+def test_environment_overlays_name_real_settings() -> None:
+    """Every AIRLOCK_* in the overlays is a setting Airlock reads (a misspelt one is silently
+    ignored), the files are plain KEY=value lines, and they carry placeholders, not secrets."""
+    from airlock.settings import Settings
+
+    known = {f"AIRLOCK_{name.upper()}" for name in Settings.model_fields}
+    for path in sorted((PROJECT / "deployments").glob("*.env")):
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            stripped = line.strip()
+            if not stripped or stripped.startswith("#"):
+                continue
+            where = f"{path.name}:{number}"
+            assert re.fullmatch(r"[A-Z][A-Z0-9_]*=\S*", stripped), f"{where}: not KEY=value: {line!r}"
+            key, value = stripped.split("=", 1)
+            # systemd and docker --env-file do not expand variables: only literal values work everywhere.
+            assert "$" not in value, f"{where}: {key} uses shell expansion"
+            if key.startswith("AIRLOCK_"):
+                assert key in known, f"{where}: {key} is not an Airlock setting"
+            if "://" in value and "@" in value:
+                assert ":CHANGE_ME@" in value, f"{where}: {key} looks like it holds a real password"
+
+
+def test_pinned_playbook_of_the_nightly_deployment_still_checks(tmp_path: Path) -> None:
+    """The nightly deployment runs the pinned plan unattended: it must still pass the plan check
+    against today's tools, or the first sign of a renamed tool would be a failed run at 02:00."""
+    from airlock.plan_check import ensure_plan_ok
+    from airlock.playbook import load_playbook
+    from tools import build_registry
+
+    config = yaml.safe_load((PROJECT / "prefect.yaml").read_text())
+    [nightly] = [d for d in config["deployments"] if d["name"] == "enrich-accounts-nightly"]
+    playbook = load_playbook(PROJECT / nightly["parameters"]["playbook"])
+    assert playbook.plan is not None, "the nightly playbook must be pinned (airlock pin)"
+    assert playbook.plan_hash == playbook.plan.hash, "edited by hand after pinning: pin it again"
+    ensure_plan_ok(playbook.plan, build_registry(PROJECT, f"sqlite:///{tmp_path / 'crm.db'}"))
+
+
 @pytest.mark.slow
 def test_deployments_run_on_a_process_worker(stack: Stack, tmp_path: Path) -> None:
     input_path = write_accounts(tmp_path / "accounts-40.csv", sample_accounts(RECORDS))
@@ -245,6 +314,7 @@ def test_deployments_run_on_a_process_worker(stack: Stack, tmp_path: Path) -> No
 
     from airlock.report import build_report
     from airlock.store import Store
+    from systems.crm import CrmDatabase
 
     store = Store.open(stack.store_url)
     try:
@@ -258,6 +328,9 @@ def test_deployments_run_on_a_process_worker(stack: Stack, tmp_path: Path) -> No
     assert report["input_count"] == RECORDS
     assert sum(report["counts"].values()) == RECORDS
     assert report["conserved"] is True
-    # The CRM defaults to a SQLite file in AIRLOCK_HOME: it is there only if the variable reached
-    # the flow-run process that the worker spawned.
-    assert (stack.airlock_home / "crm.db").exists()
+    # The writes landed in the CRM that the flow-run process was configured with.
+    crm = CrmDatabase(stack.crm_url)
+    try:
+        assert crm.count_applied() == report["counts"]["written"] + report["counts"]["unchanged"]
+    finally:
+        crm.dispose()
