@@ -1,8 +1,10 @@
 """The per-chunk DAG: load → each step (mapped over chunks) → validate → commit.
 
 A synchronous subflow on purpose: mapped synchronous tasks run several times faster inside a
-synchronous flow than inside an async one. Chunks whose tasks failed after their retries are
-dead-lettered whole here, with the stage and step that failed.
+synchronous flow than inside an async one. Records and step results travel between tasks wrapped in
+``opaque``: Prefect resolves the future but does not walk thousands of records looking for nested
+futures, a walk that otherwise costs more than the work. Chunks whose tasks failed after their
+retries are dead-lettered whole here, with the stage and step that failed.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 from prefect import flow, unmapped
 from prefect.futures import PrefectFuture, wait
 from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.utilities.annotations import opaque
 
 from airlock.plan import Plan
 from airlock.settings import Settings
@@ -25,18 +28,20 @@ from tasks.validate import validate_chunk_task
 @flow(name="process-chunks", task_runner=ThreadPoolTaskRunner(max_workers=Settings().task_workers))  # type: ignore[arg-type]
 def process_chunks(run_id: str, plan: Plan, chunk_count: int, dry_run: bool, actor: str) -> dict[str, Any]:
     chunks = list(range(chunk_count))
-    loaded = load_chunk.map(unmapped(run_id), chunks)
-    stages: list[tuple[str, str | None, list[PrefectFuture[Any]]]] = [("load", None, list(loaded))]
+    loaded = list(load_chunk.map(unmapped(run_id), chunks))
+    records = [opaque(future) for future in loaded]
+    stages: list[tuple[str, str | None, list[PrefectFuture[Any]]]] = [("load", None, loaded)]
     results: dict[str, list[PrefectFuture[Any]]] = {}
     for step in plan.execution_order():
-        prior = [{sid: futures[i] for sid, futures in results.items()} for i in chunks]
+        prior = [{sid: opaque(futures[i]) for sid, futures in results.items()} for i in chunks]
         results[step.id] = list(execute_step.map(
-            unmapped(run_id), unmapped(plan), unmapped(step.id), chunks, loaded, prior))
+            unmapped(run_id), unmapped(plan), unmapped(step.id), chunks, records, prior))
         stages.append(("execute", step.id, results[step.id]))
-    everything = [{sid: futures[i] for sid, futures in results.items()} for i in chunks]
-    validated = validate_chunk_task.map(unmapped(run_id), unmapped(plan), chunks, loaded, everything)
-    committed = commit_chunk.map(unmapped(run_id), unmapped(plan), validated, unmapped(dry_run), unmapped(actor))
-    stages += [("validate", None, list(validated)), ("commit", None, list(committed))]
+    everything = [{sid: opaque(futures[i]) for sid, futures in results.items()} for i in chunks]
+    validated = list(validate_chunk_task.map(unmapped(run_id), unmapped(plan), chunks, records, everything))
+    committed = commit_chunk.map(unmapped(run_id), unmapped(plan), [opaque(f) for f in validated],
+                                 unmapped(dry_run), unmapped(actor))
+    stages += [("validate", None, validated), ("commit", None, list(committed))]
     wait(list(committed))
     failed_chunks = 0
     for i in chunks:
