@@ -21,7 +21,10 @@ def execute_step_fn(run_id: str, plan: Plan, step_id: str, chunk_no: int, record
         return StepResult.from_bytes(stored)
     res = resources()
     result = run_step(plan, plan.step(step_id), res.registry, records, prior, cache=res.cache)
-    return StepResult.from_bytes(store.save_step_outcome(run_id, step_id, chunk_no, result.to_bytes()))
+    payload = result.to_bytes()
+    stored = store.save_step_outcome(run_id, step_id, chunk_no, payload)
+    # Ours was stored: keep the objects. Another attempt stored first: its outcome is the outcome.
+    return result if stored is payload else StepResult.from_bytes(stored)
 
 
 # Infrastructure failures (the store, a worker) are retried here; tool failures are handled per

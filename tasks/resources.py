@@ -3,6 +3,7 @@ tool registry (tools/), the GX runner and the pure-tool cache."""
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,8 +29,21 @@ _lock = threading.Lock()
 _built: dict[tuple[str, str, Path], Resources] = {}
 
 
+_settings: dict[tuple[tuple[str, str], ...], Settings] = {}
+
+
+def current_settings() -> Settings:
+    """Settings for the current environment, built once per distinct AIRLOCK_* environment (tasks
+    call this for every chunk; parsing the environment each time showed up in profiles)."""
+    key = (("cwd", os.getcwd()), *sorted((k, v) for k, v in os.environ.items() if k.startswith("AIRLOCK_")))
+    built = _settings.get(key)
+    if built is None:
+        built = _settings[key] = Settings()
+    return built
+
+
 def resources() -> Resources:
-    settings = Settings()
+    settings = current_settings()
     key = (settings.store_url, settings.crm_database_url, settings.project_dir)
     with _lock:
         if key not in _built:

@@ -105,6 +105,7 @@ def run_step(
     result = StepResult(step_id=step.id)
     skip = failed_earlier(prior)
     key_field = plan.dataset.key
+    accepted = {spec.name: frozenset(spec.input_model.model_fields) for spec in (primary, fallback) if spec}
     for record in records:
         record_id = str(record[key_field])
         if record_id in skip:
@@ -115,7 +116,7 @@ def run_step(
         for spec in (primary, fallback):
             if spec is None:
                 continue
-            tool_input = {k: v for k, v in payload.items() if k in spec.input_model.model_fields}
+            tool_input = {k: v for k, v in payload.items() if k in accepted[spec.name]}
             try:
                 output = _call(spec, tool_input, step, cache, result, attempts, sleep)
             except Exception as error:  # noqa: BLE001 - the record boundary: the failure is kept, the chunk goes on
@@ -148,7 +149,8 @@ def _call(
     policy = spec.policy
     key: tuple[Any, ...] | None = None
     if cache is not None and policy.cacheable:
-        key = (spec.spec_hash, orjson.dumps(tool_input, option=orjson.OPT_SORT_KEYS))
+        # A str, not orjson's bytes: each bytes object orjson returns keeps a 4 KiB buffer alive.
+        key = (spec.spec_hash, orjson.dumps(tool_input, option=orjson.OPT_SORT_KEYS).decode())
         hit = cache.get(key)
         if hit is not None:
             result.cache_hits += 1

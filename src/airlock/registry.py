@@ -91,7 +91,7 @@ class ToolSpec(Generic[I, O]):
     fn: Callable[..., Any] = field(repr=False, compare=False)
     batched: bool = False
 
-    @property
+    @cached_property
     def policy(self) -> EffectPolicy:
         return policy_for(self.effect)
 

@@ -18,7 +18,6 @@ def build_report(store: Store, run_id: str, *, status: str | None = None, with_r
     if counts:  # anything else (a record still 'proposed') breaks conservation and must show
         ordered.update(counts)
     accounted = sum(ordered.values())
-    effects = store.effects_for(run_id)
     report: dict[str, Any] = {
         "run_id": run_id,
         "playbook": run["playbook"],
@@ -29,7 +28,7 @@ def build_report(store: Store, run_id: str, *, status: str | None = None, with_r
         "counts": ordered,
         "accounted": accounted,
         "conserved": accounted == run["record_count"] and set(ordered) <= set(names),
-        "writes_sent": sum(e["attempts"] for e in effects),
+        "writes_sent": store.writes_sent(run_id),
         "open_dead_letters": len(store.dead_letters_for(run_id=run_id)),
         "pending_review": store.pending_review_count(run_id),
         "reasons": dict(store.reason_counts(run_id, "pending_review").most_common(20)),

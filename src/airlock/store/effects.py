@@ -31,19 +31,29 @@ class EffectsRepo(StoreBase):
         """(key, status, error) for each call; attempts counts how often the key was sent."""
         if not outcomes:
             return
-        statement = (
-            effects.update().where(effects.c.idempotency_key == sa.bindparam("b_key"))
-            .values(status=sa.bindparam("b_status"), error=sa.bindparam("b_error"),
-                    attempts=effects.c.attempts + 1, updated_at=sa.bindparam("b_at"))
-        )
+        # One UPDATE per (status, error) group rather than one per key: a chunk has thousands of keys
+        # and almost all share an outcome.
+        groups: dict[tuple[str, str | None], list[str]] = {}
+        for key, status, error in outcomes:
+            groups.setdefault((status, error), []).append(key)
         now = self.now()
         with self.tx() as connection:
-            connection.execute(statement, [
-                {"b_key": k, "b_status": s, "b_error": e, "b_at": now} for k, s, e in outcomes
-            ])
+            for (status, error), keys in groups.items():
+                for start in range(0, len(keys), 500):
+                    connection.execute(
+                        effects.update().where(effects.c.idempotency_key.in_(keys[start:start + 500]))
+                        .values(status=status, error=error, attempts=effects.c.attempts + 1, updated_at=now)
+                    )
 
     def effects_for(self, run_id: str) -> list[dict[str, Any]]:
         return self._rows(sa.select(effects).where(effects.c.run_id == run_id))
+
+    def writes_sent(self, run_id: str) -> int:
+        """How many write calls were sent for the run, retries included."""
+        with self.tx() as connection:
+            return int(connection.execute(
+                sa.select(sa.func.coalesce(sa.func.sum(effects.c.attempts), 0)).where(effects.c.run_id == run_id)
+            ).scalar_one())
 
     # -- dead letters ----------------------------------------------------------------------
     def add_dead_letter(self, **fields: Any) -> int:

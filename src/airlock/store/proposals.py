@@ -30,17 +30,18 @@ class ProposalsRepo(StoreBase):
     def set_outcomes(self, run_id: str, outcomes: dict[str, str]) -> None:
         if not outcomes:
             return
-        statement = (
-            proposals.update()
-            .where(proposals.c.run_id == sa.bindparam("b_run"), proposals.c.record_id == sa.bindparam("b_record"))
-            .values(outcome=sa.bindparam("b_outcome"), updated_at=sa.bindparam("b_at"))
-        )
+        by_outcome: dict[str, list[str]] = {}
+        for record_id, outcome in outcomes.items():
+            by_outcome.setdefault(outcome, []).append(record_id)
         now = self.now()
         with self.tx() as connection:
-            connection.execute(statement, [
-                {"b_run": run_id, "b_record": rid, "b_outcome": outcome, "b_at": now}
-                for rid, outcome in outcomes.items()
-            ])
+            for outcome, ids in by_outcome.items():
+                for start in range(0, len(ids), 500):
+                    connection.execute(
+                        proposals.update()
+                        .where(proposals.c.run_id == run_id, proposals.c.record_id.in_(ids[start:start + 500]))
+                        .values(outcome=outcome, updated_at=now)
+                    )
 
     def proposals_for(self, run_id: str, record_ids: Sequence[str] | None = None, *,
                       outcome: str | None = None, chunk_no: int | None = None) -> list[dict[str, Any]]:
@@ -165,7 +166,9 @@ class ChunkVerdictWriter(ProposalsRepo):
 
         now = self.now()
         with self.tx() as connection:
-            ids = [r["record_id"] for r in proposal_rows]
+            # A chunk is validated once (its marker says so); only a replay (a negative pseudo-chunk)
+            # proposes again for records that already have a row.
+            ids = [r["record_id"] for r in proposal_rows] if chunk_no < 0 else []
             for start in range(0, len(ids), 500):
                 connection.execute(proposals.delete().where(
                     proposals.c.run_id == run_id, proposals.c.record_id.in_(ids[start:start + 500])))

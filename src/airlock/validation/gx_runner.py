@@ -53,10 +53,7 @@ class GxRunner:
             name = f"{suite.name}-{len(self._definitions)}"
             asset = self._source.add_dataframe_asset(f"proposed-{name}")
             batch = asset.add_batch_definition_whole_dataframe("batch")
-            stored = self._context.suites.add(suite)
-            self._definitions[suite_factory] = self._context.validation_definitions.add(
-                gx.ValidationDefinition(name=f"validate-{name}", data=batch, suite=stored)
-            )
+            self._definitions[suite_factory] = (batch, self._context.suites.add(suite))
         return self._definitions[suite_factory]
 
     def validate(self, suite_factory: SuiteFactory, rows: Sequence[dict[str, Any]], key: str) -> GxReport:
@@ -67,11 +64,12 @@ class GxRunner:
             return report
         try:
             with self._lock:
-                definition = self._definition(suite_factory)
+                batch_definition, suite = self._definition(suite_factory)
                 frame = pd.DataFrame.from_records(list(rows))
-                result = definition.run(
-                    batch_parameters={"dataframe": frame},
-                    result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [key]},
+                # Validating the batch directly skips GX's store of validation results (a quarter of
+                # the time); the verdicts are Airlock's record of what was found.
+                result = batch_definition.get_batch(batch_parameters={"dataframe": frame}).validate(
+                    suite, result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [key]},
                 )
         except Exception as error:
             raise ValidationCrashed(f"Great Expectations could not validate the batch: {error}") from error
