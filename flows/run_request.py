@@ -14,14 +14,17 @@ from typing import Any
 
 from prefect import flow
 
+from airlock.errors import NotFound
 from airlock.orchestration import current_flow_run_id, wait_for_review
+from airlock.plan import Plan
 from airlock.settings import Settings
+from airlock.store import Store
 from flows.process_chunks import process_chunks
 from tasks.commit import commit_decided
 from tasks.load import PinRunInput, pin_run
-from tasks.plan import PlanRequestInput, plan_request
+from tasks.plan import PlannedRun, PlanRequestInput, plan_request
 from tasks.report import finish_run
-from tasks.resources import resources
+from tasks.resources import current_settings, resources
 from tasks.review import apply_review_input, review_description
 
 
@@ -45,16 +48,23 @@ async def run_request(
         run_id: resume or re-run this Airlock run id (work already stored is not redone).
         started_by: who started the run; defaults to AIRLOCK_USER or the OS user.
     """
-    settings = Settings()
+    settings = current_settings()
     actor = started_by or settings.actor
-    planned = plan_request(PlanRequestInput(playbook=playbook, input_path=input_path))
-    plan = planned.plan
+    store = resources().store
+    resumed = _pinned_run(store, run_id)
+    if resumed is not None:
+        # A resumed run goes on with the plan and input it pinned, whatever the playbook says today.
+        plan = Plan.model_validate(store.get_plan(resumed["plan_hash"]))
+        planned = PlannedRun(playbook=resumed["playbook"], input_path=resumed["input_path"], plan=plan)
+        dry_run = bool(resumed["dry_run"])
+    else:
+        planned = plan_request(PlanRequestInput(playbook=playbook, input_path=input_path))
+        plan = planned.plan
     window = plan.policy.review_timeout_seconds if review_timeout is None else review_timeout
     pinned = pin_run(PinRunInput(
         plan=plan, playbook=planned.playbook, input_path=planned.input_path, started_by=actor, dry_run=dry_run,
         review_timeout=window, run_id=run_id, flow_run_id=current_flow_run_id(),
     ))
-    store = resources().store
     try:
         await asyncio.to_thread(process_chunks, pinned.run_id, plan, pinned.chunk_count, dry_run, actor)
         if window > 0 and not dry_run:
@@ -67,7 +77,16 @@ async def run_request(
     return finish_run(pinned.run_id, "completed", actor)
 
 
-async def _wait_for_reviewers(run_id: str, playbook: str, plan: Any, window: float, settings: Settings,
+def _pinned_run(store: Store, run_id: str | None) -> dict[str, Any] | None:
+    if run_id is None:
+        return None
+    try:
+        return store.get_run(run_id)
+    except NotFound:
+        return None  # a new run with an id the caller chose
+
+
+async def _wait_for_reviewers(run_id: str, playbook: str, plan: Plan, window: float, settings: Settings,
                               actor: str) -> None:
     store = resources().store
     deadline = time.monotonic() + window

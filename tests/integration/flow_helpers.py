@@ -20,7 +20,8 @@ def run_flow(input_path: Path, **params: Any) -> tuple[Any, dict[str, Any]]:
     from flows.run_request import run_request
 
     run_id = params.pop("run_id", None) or str(uuid.uuid4())
-    state = asyncio.run(run_request(playbook=PLAYBOOK, input_path=str(input_path), run_id=run_id,
+    playbook = params.pop("playbook", PLAYBOOK)
+    state = asyncio.run(run_request(playbook=playbook, input_path=str(input_path), run_id=run_id,
                                     return_state=True, **params))
     return state, build_report(store(), run_id, with_records=True)
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import sample_accounts, write_accounts
+from tests.conftest import PROJECT, sample_accounts, write_accounts
 from tests.integration.flow_helpers import assert_conserved, crm, run_flow, store
 
 pytestmark = pytest.mark.slow
@@ -51,9 +51,14 @@ def test_rerun_of_a_run_repeats_nothing(prefect_backend: None, airlock_env: Path
     _, first = run_flow(source, review_timeout=0)
     applied = crm().count_applied()
     effects = {e["idempotency_key"]: e["attempts"] for e in store().effects_for(first["run_id"])}
-    # The same run again: every (step, chunk) returns its stored outcome; no tool, no write.
-    state, again = run_flow(source, review_timeout=0, run_id=first["run_id"])
+    # The same run again, even with the playbook changed since: it goes on with its pinned plan, and
+    # every (step, chunk) returns its stored outcome; no tool, no write.
+    changed = tmp_path / "changed.yaml"
+    changed.write_text((PROJECT / "playbooks" / "enrich_accounts.yaml").read_text().replace("industry: 0.65",
+                                                                                             "industry: 0.99"))
+    state, again = run_flow(source, review_timeout=0, run_id=first["run_id"], playbook=str(changed))
     assert state.is_completed()
+    assert again["plan_hash"] == first["plan_hash"]
     assert again["counts"] == first["counts"]
     assert crm().count_applied() == applied
     assert {e["idempotency_key"]: e["attempts"] for e in store().effects_for(first["run_id"])} == effects

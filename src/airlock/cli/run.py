@@ -92,14 +92,17 @@ def execute_run(config: Settings, playbook: str, input_path: str | None, review_
                 dry_run: bool, run_id: str | None, *, quiet: bool) -> dict[str, Any]:
     store = open_store(config)
     preflight = load_project_object(config.project_dir, "flows/run_request.py:preflight")
-    if run_id is not None:
-        run_id = store.get_run(run_id)["id"]
-    checked = preflight(playbook, input_path)  # user mistakes stop here, before Prefect starts
+    if run_id is not None:  # a resume: the run goes on with its pinned plan and input
+        run = store.get_run(run_id)
+        run_id = run["id"]
+        summary = f"resuming: {run['record_count']} records, plan {run['plan_hash']}"
+    else:
+        checked = preflight(playbook, input_path)  # user mistakes stop here, before Prefect starts
+        run_id = str(uuid.uuid4())
+        summary = f"{checked['records']} records, plan {checked['plan'].hash}, {checked['steps']} steps"
     flow = load_project_object(config.project_dir, "flows/run_request.py:run_request")
-    run_id = run_id or str(uuid.uuid4())
     if not quiet:
-        console.print(f"run [bold]{run_id}[/bold]: {checked['records']} records, plan {checked['plan'].hash}, "
-                      f"{checked['steps']} steps{' (dry run)' if dry_run else ''}")
+        console.print(f"run [bold]{run_id}[/bold]: {summary}{' (dry run)' if dry_run else ''}")
     done = threading.Event()
     watcher = threading.Thread(target=_show_progress, args=(store, run_id, done, quiet), daemon=True)
     watcher.start()
