@@ -74,8 +74,8 @@ def load_taxonomy(data_dir: Path) -> Taxonomy:
 
 def build_registry(project_dir: Path, crm_url: str) -> ToolRegistry:
     """Every enrichment tool, with the reference data and taxonomy of ``project_dir/data`` (read once
-    per process and file version) and the CRM at ``crm_url``. The CRM's schema is not touched here:
-    whoever seeds the CRM creates it (``CrmDatabase.create_schema``)."""
+    per process and file version) and the CRM at ``crm_url``. Nothing here connects to the CRM: it
+    creates its schema on its first write, so a run can plan and execute while it is down."""
     data_dir = Path(project_dir) / "data"
     taxonomy = load_taxonomy(data_dir)
     return ToolRegistry(
