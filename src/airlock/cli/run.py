@@ -58,10 +58,11 @@ def demo_command(
     if report["counts"].get("pending_review"):
         console.print(
             f"\n[bold]{report['counts']['pending_review']}[/bold] record(s) wait for review. Next:\n"
-            f"  airlock review list --run {short}            # what was flagged and why\n"
-            f"  airlock review approve --run {short} ID …    # write them (or 'reject')\n"
-            f"  airlock dlq list --run {short}               # what failed, to inspect and replay\n"
-            f"  airlock runs show {short}                    # the report again"
+            f"  airlock review list --run {short}           # what was flagged and why, with item ids\n"
+            f"  airlock review approve ITEM …                # write them (or 'reject'; --run {short} --all)\n"
+            f"  airlock dlq list --run {short}              # what failed, to inspect and replay\n"
+            f"  airlock runs show {short}                   # the report again",
+            soft_wrap=True,
         )
     return 0 if report["conserved"] else 1
 
