@@ -87,7 +87,10 @@ def replay_command(letter_ids: IdsArg = None, reason: ReasonOpt = "", run: RunOp
     result = deadletter.replay(store, ids, actor=config.actor, reason=reason, replayer=replayer,
                                allow_changed_tools=allow_changed_tools)
     for letter_id, outcome in result.items():
-        console.print(f"dead letter {letter_id}: {outcome}")
+        written = ", ".join(f"{n} {name}" for name, n in outcome["written"].items()) or "nothing written"
+        console.print(f"dead letter {letter_id}: {outcome['records']} record(s) replayed: {written}; "
+                      f"{outcome['review']} to review, {outcome['rejected']} rejected, "
+                      f"{outcome['failed_again']} failed again (a new dead letter)", soft_wrap=True)
 
 
 @app.command("discard")
