@@ -13,7 +13,6 @@ from airlock.cli.common import console, open_store, print_json, settings
 from airlock.errors import UserError
 from airlock.project import load_project_object
 from airlock.settings import Settings
-from airlock.store import Store
 
 app = typer.Typer(no_args_is_help=True, help="Decide flagged records: approve writes them, reject never does.")
 
@@ -101,7 +100,3 @@ def reject_command(item_ids: ItemIds = None, run: RunOpt = None, all_pending: Al
                    note: NoteOpt = "") -> None:
     """Reject items: their proposed change is never written."""
     _decide("rejected", item_ids or [], run, all_pending, note)
-
-
-def pending(store: Store, run_id: str) -> int:
-    return store.pending_review_count(run_id)

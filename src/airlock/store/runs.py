@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -61,9 +60,6 @@ class RunsRepo(StoreBase):
         )
         return rows[0]["id"] if rows else None
 
-    def renew_lease(self, run_id: str, until: datetime) -> None:
-        self.update_run(run_id, lease_expires_at=until)
-
     # -- the input snapshot ---------------------------------------------------------------
     def snapshot_records(self, run_id: str, records: Sequence[dict[str, Any]], chunk_size: int) -> None:
         rows = [
@@ -92,12 +88,6 @@ class RunsRepo(StoreBase):
             )
         return [r["data"] for r in sorted(found, key=lambda r: r["seq"])]
 
-    def record_count(self, run_id: str) -> int:
-        with self.tx() as connection:
-            return int(connection.execute(
-                sa.select(sa.func.count()).select_from(run_records).where(run_records.c.run_id == run_id)
-            ).scalar_one())
-
     # -- stored outcomes, the reason a re-run repeats nothing -------------------------------
     def get_step_outcome(self, run_id: str, step_id: str, chunk_no: int) -> bytes | None:
         with self.tx() as connection:
@@ -123,13 +113,6 @@ class RunsRepo(StoreBase):
                 raise
             return existing
         return payload
-
-    def completed_chunks(self, run_id: str, step_id: str) -> int:
-        with self.tx() as connection:
-            return int(connection.execute(
-                sa.select(sa.func.count()).select_from(step_outcomes)
-                .where(step_outcomes.c.run_id == run_id, step_outcomes.c.step_id == step_id)
-            ).scalar_one())
 
     def progress(self, run_id: str) -> int:
         """Stored (step, chunk) outcomes so far: what a progress bar counts."""
