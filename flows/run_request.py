@@ -14,7 +14,7 @@ from typing import Any
 
 from prefect import flow
 
-from airlock.errors import NotFound
+from airlock.errors import NotFound, StateConflict
 from airlock.orchestration import current_flow_run_id, wait_for_review
 from airlock.plan import Plan
 from airlock.settings import Settings
@@ -92,6 +92,7 @@ async def _wait_for_reviewers(run_id: str, playbook: str, plan: Plan, window: fl
     deadline = time.monotonic() + window
     while store.pending_review_count(run_id) and (remaining := deadline - time.monotonic()) > 0:
         store.update_run(run_id, status="waiting_review")
+        store.renew_lease(run_id, remaining + 600)  # alive for as long as it waits
         store.audit("review.waiting", actor="airlock", run_id=run_id,
                     data={"pending": store.pending_review_count(run_id), "window_seconds": round(remaining, 1)})
         review = await wait_for_review(review_description(run_id, playbook, window), remaining,
@@ -112,5 +113,8 @@ def preflight(playbook: str, input_path: str | None) -> dict[str, Any]:
     planned = plan_request_fn(PlanRequestInput(playbook=playbook, input_path=input_path))
     plan = planned.plan
     dataset = read_dataset(Path(planned.input_path), key=plan.dataset.key, required=plan.dataset.columns)
+    active = resources().store.active_run_for(plan.hash, dataset.sha256)
+    if active is not None:
+        raise StateConflict(f"run {active} is already processing this plan and input; wait for it or resume it")
     return {"plan": plan, "playbook": planned.playbook, "input_path": planned.input_path,
             "records": len(dataset.records), "steps": len(plan.steps)}

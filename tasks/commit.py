@@ -14,6 +14,7 @@ from prefect.cache_policies import NO_CACHE
 
 from airlock.ledger import CommitItem, commit
 from airlock.plan import Plan
+from tasks.load import LEASE
 from tasks.resources import resources
 from tasks.validate import ChunkVerdicts
 
@@ -67,6 +68,7 @@ def commit_chunk_fn(run_id: str, plan: Plan, verdicts: ChunkVerdicts, dry_run: b
         return CommitSummary()
     summary = commit_records(run_id, plan, verdicts.passed, dry_run=dry_run, actor=actor)
     store.save_step_outcome(run_id, MARKER, verdicts.chunk_no, summary.to_bytes())
+    store.renew_lease(run_id, LEASE.total_seconds())
     return summary
 
 

@@ -10,6 +10,7 @@ from prefect.cache_policies import NO_CACHE
 
 from airlock.execute import StepResult, run_step
 from airlock.plan import Plan
+from tasks.load import LEASE
 from tasks.resources import resources
 
 
@@ -20,6 +21,7 @@ def execute_step_fn(run_id: str, plan: Plan, step_id: str, chunk_no: int, record
     if stored is not None:
         return StepResult.from_bytes(stored)
     res = resources()
+    store.renew_lease(run_id, LEASE.total_seconds())
     result = run_step(plan, plan.step(step_id), res.registry, records, prior, cache=res.cache)
     payload = result.to_bytes()
     stored = store.save_step_outcome(run_id, step_id, chunk_no, payload)

@@ -17,6 +17,7 @@ from airlock.errors import NotFound, StateConflict
 from airlock.plan import Plan
 from tasks.resources import resources
 
+# A live run renews its lease as its tasks finish; a run whose lease ran out is no longer alive.
 LEASE = timedelta(minutes=10)
 
 

@@ -45,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
         err.print(f"[red]error:[/red] {error.message}", highlight=False, soft_wrap=True)
         return 1
     except KeyboardInterrupt:
-        err.print("interrupted: the run's completed chunks are stored; resume it with 'airlock run ... --run-id'")
+        err.print("interrupted: the run's completed chunks are stored; "
+                  "resume it with 'airlock run PLAYBOOK --run-id ID'")
         return 130
     return result if isinstance(result, int) else 0
 

@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from airlock.cli.common import console, open_store, print_json, settings
-from airlock.errors import UserError
+from airlock.errors import AirlockError, UserError
 from airlock.playbook import Playbook, dump_playbook, load_playbook
 from airlock.project import load_project_object
 from airlock.report import build_report
@@ -110,10 +110,22 @@ def execute_run(config: Settings, playbook: str, input_path: str | None, review_
     try:
         asyncio.run(flow(playbook=playbook, input_path=input_path, review_timeout=review_timeout, dry_run=dry_run,
                          run_id=run_id, started_by=config.actor))
+    except KeyboardInterrupt:
+        _mark_interrupted(store, run_id, config.actor)
+        raise
     finally:
         done.set()
         watcher.join(timeout=5)
     return build_report(store, run_id, with_records=True)
+
+
+def _mark_interrupted(store: Store, run_id: str, actor: str) -> None:
+    """Stored work is kept; the run is no longer alive, so it can be resumed or run again."""
+    try:
+        store.update_run(run_id, status="interrupted", lease_expires_at=None)
+        store.audit("run.interrupted", actor=actor, run_id=run_id)
+    except AirlockError:  # nothing was pinned yet, or the store is gone: nothing to mark
+        return
 
 
 def _show_progress(store: Store, run_id: str, done: threading.Event, quiet: bool) -> None:

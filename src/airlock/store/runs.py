@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -53,12 +54,20 @@ class RunsRepo(StoreBase):
             connection.execute(runs.update().where(runs.c.id == run_id).values(updated_at=self.now(), **fields))
 
     def active_run_for(self, plan_hash: str, input_hash: str) -> str | None:
+        """A run of this plan over this input that is still alive: active status and a lease that
+        has not expired (a process killed mid-run stops renewing it)."""
         rows = self._rows(
             sa.select(runs.c.id).where(
-                runs.c.plan_hash == plan_hash, runs.c.input_hash == input_hash, runs.c.status.in_(ACTIVE_STATUSES)
+                runs.c.plan_hash == plan_hash, runs.c.input_hash == input_hash, runs.c.status.in_(ACTIVE_STATUSES),
+                runs.c.lease_expires_at > self.now(),
             )
         )
         return rows[0]["id"] if rows else None
+
+    def renew_lease(self, run_id: str, seconds: float) -> None:
+        with self.tx() as connection:
+            connection.execute(runs.update().where(runs.c.id == run_id).values(
+                lease_expires_at=self.now() + timedelta(seconds=seconds)))
 
     # -- the input snapshot ---------------------------------------------------------------
     def snapshot_records(self, run_id: str, records: Sequence[dict[str, Any]], chunk_size: int) -> None:
