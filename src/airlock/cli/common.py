@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 from rich.console import Console
@@ -10,7 +11,8 @@ from rich.console import Console
 from airlock.settings import Settings
 from airlock.store import Store
 
-console = Console()
+# Rich falls back to 80 columns when output is not a terminal (a pipe, a log); tables need more.
+console = Console(width=None if sys.stdout.isatty() else 160)
 
 
 def settings() -> Settings:

@@ -9,6 +9,7 @@ from rich.table import Table
 
 from airlock.cli.common import console, open_store, print_json, settings
 from airlock.report import build_report
+from airlock.store.runs import ACTIVE_STATUSES
 
 app = typer.Typer(no_args_is_help=True, help="Runs and their reports.")
 
@@ -27,7 +28,11 @@ def list_command(limit: Annotated[int, typer.Option(help="at most this many")] =
         table.add_column(column)
     for row in rows:
         counts = (row["report"] or {}).get("counts", {})
-        table.add_row(row["id"][:8], row["playbook"], row["status"], f"{row['started_at']:%Y-%m-%d %H:%M}",
+        status = row["status"]
+        lease = row["lease_expires_at"]
+        if status in ACTIVE_STATUSES and (lease is None or lease < store.now()):
+            status += " (lease expired: its process stopped; resume with --run-id)"
+        table.add_row(row["id"][:8], row["playbook"], status, f"{row['started_at']:%Y-%m-%d %H:%M}",
                       row["started_by"], str(row["record_count"]), str(counts.get("written", "")),
                       str(counts.get("pending_review", "")), str(counts.get("dead_lettered", "")))
     console.print(table)
