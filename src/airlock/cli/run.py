@@ -168,7 +168,9 @@ def show_dry_run_changes(report: dict[str, Any], limit: int = 15) -> None:
 
 
 def show_summary(report: dict[str, Any]) -> None:
-    table = Table(title=f"run {report['run_id']}  ({report['playbook']}, plan {report['plan_hash']})")
+    console.print(f"\n[bold]run {report['run_id']}[/bold]  playbook {report['playbook']}, plan {report['plan_hash']}",
+                  soft_wrap=True)
+    table = Table()
     table.add_column("outcome")
     table.add_column("records", justify="right")
     for name, count in report["counts"].items():

@@ -37,10 +37,12 @@ class GxRunner:
         self._definitions: dict[SuiteFactory, Any] = {}
 
     def _definition(self, suite_factory: SuiteFactory) -> Any:
-        for name in ("great_expectations", "great_expectations.data_context.types.base"):
-            logging.getLogger(name).setLevel(logging.WARNING)  # its info lines are noise in a run's output
         import great_expectations as gx
         from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        # After the import: GX sets this logger to INFO when the module loads. Its info lines are noise.
+        for name in ("great_expectations", "great_expectations.data_context.types.base"):
+            logging.getLogger(name).setLevel(logging.WARNING)
 
         if self._context is None:
             self._context = gx.get_context(mode="ephemeral")
