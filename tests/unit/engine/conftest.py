@@ -7,7 +7,7 @@ at the edge, so the engine (plan checks, planner, executor, ledger) runs unchang
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -184,9 +184,22 @@ def plan_body() -> dict[str, Any]:
     return copy.deepcopy(base_plan_body())
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Store:
-    return Store.open(f"sqlite:///{tmp_path / 'store.db'}")
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.pg)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """Every store test runs on SQLite and on PostgreSQL (a database of its own, dropped after)."""
+    if request.param == "sqlite":
+        yield Store.open(f"sqlite:///{tmp_path / 'store.db'}")
+        return
+    from tests.conftest import create_pg_database, drop_pg_database
+
+    admin = request.getfixturevalue("pg_server")
+    name = create_pg_database(admin)
+    opened = Store.open(f"{admin.rsplit('/', 1)[0]}/{name}")
+    try:
+        yield opened
+    finally:
+        opened.engine.dispose()
+        drop_pg_database(admin, name)
 
 
 @pytest.fixture
