@@ -16,11 +16,11 @@ from tasks.resources import resources
 
 def execute_step_fn(run_id: str, plan: Plan, step_id: str, chunk_no: int, records: list[dict[str, Any]],
                     prior: dict[str, StepResult]) -> StepResult:
-    store = resources().store
+    res = resources()
+    store = res.store
     stored = store.get_step_outcome(run_id, step_id, chunk_no)
     if stored is not None:
         return StepResult.from_bytes(stored)
-    res = resources()
     store.renew_lease(run_id, LEASE.total_seconds())
     result = run_step(plan, plan.step(step_id), res.registry, records, prior, cache=res.cache)
     payload = result.to_bytes()

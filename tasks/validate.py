@@ -50,16 +50,17 @@ def validate_chunk_fn(run_id: str, plan: Plan, chunk_no: int, records: list[dict
     outcome_of = {Verdict.PASS: "proposed", Verdict.REVIEW: "pending_review", Verdict.REJECT: "rejected"}
     for proposal in checked.proposals:
         verdict = checked.verdicts[proposal.record_id]
+        proposal_hash = proposal.proposal_hash  # a hash of the values: compute it once per record
         proposal_rows.append({
             "record_id": proposal.record_id, "chunk_no": chunk_no, "changes": proposal.changes(),
-            "proposal_hash": proposal.proposal_hash, "verdict": verdict.verdict.value, "reasons": verdict.reasons,
+            "proposal_hash": proposal_hash, "verdict": verdict.verdict.value, "reasons": verdict.reasons,
             "outcome": outcome_of[verdict.verdict],
         })
         if verdict.verdict is Verdict.PASS:
             verdicts.passed.append((proposal.record_id, proposal.after))
         elif verdict.verdict is Verdict.REVIEW:
             verdicts.review.append(proposal.record_id)
-            review_rows.append({"record_id": proposal.record_id, "proposal_hash": proposal.proposal_hash,
+            review_rows.append({"record_id": proposal.record_id, "proposal_hash": proposal_hash,
                                 "reasons": verdict.reasons, "risk": risk_of(proposal, verdict)})
         else:
             verdicts.rejected.append(proposal.record_id)
