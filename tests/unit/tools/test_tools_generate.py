@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import time
 from collections import Counter
 from pathlib import Path
 from types import ModuleType
@@ -114,9 +113,7 @@ def test_clean_phone_numbers_are_valid(sample: tuple[list[dict[str, str]], dict]
     assert 0.8 < valid / present < 0.97  # the rest is the deliberate dirt
 
 
-def test_large_volumes_are_fast(generator: ModuleType, reference: list[dict[str, str | int]]) -> None:
-    start = time.perf_counter()
+def test_large_volumes(generator: ModuleType, reference: list[dict[str, str | int]]) -> None:
+    # How fast is the benchmark's business (bench/throughput.py reports it); here, that it scales.
     accounts = generator.generate_accounts(100_000, 7, reference)
-    elapsed = time.perf_counter() - start
     assert len(accounts) == 100_000 and len({a["id"] for a in accounts}) == 100_000
-    assert elapsed < 15, f"{elapsed:.1f} s for 100,000 accounts"
