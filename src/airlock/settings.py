@@ -9,9 +9,10 @@ from __future__ import annotations
 import getpass
 import os
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -26,6 +27,16 @@ class Settings(BaseSettings):
     max_chunks: int = Field(default=25, ge=1, description="cap on chunks per step; chunks grow to respect it")
     task_workers: int = Field(default=4, ge=1, description="threads running chunk tasks")
     review_poll_interval: float = Field(default=2.0, gt=0, description="seconds between checks for a resume")
+    webhooks: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="comma-separated Slack-compatible webhook URLs (reviews, crashes)")
+    review_url: str = Field(default="http://127.0.0.1:8765", description="the review page's address, used in notices")
+
+    @field_validator("webhooks", mode="before")
+    @classmethod
+    def _split_urls(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [url.strip() for url in value.split(",") if url.strip()]
+        return value
 
     @field_validator("project_dir", "home", mode="after")
     @classmethod
