@@ -13,6 +13,11 @@
     │   ├── ToolOutputError           the output broke the tool's contract
     │   └── TransientToolError        retryable; may carry ``retry_after`` seconds
     ├── InfrastructureError           retryable: store or business system unreachable or locked
+    ├── ModelError                    a language model call did not give a usable answer
+    │   ├── ModelProviderError        the provider failed (429, 5xx, timeout: retryable; 4xx: not);
+    │   │                             may carry ``retry_after`` seconds
+    │   ├── ModelOutputError          the answer is malformed or breaks its schema; not retryable
+    │   └── BudgetExhausted           the run's token or money budget is spent: no more paid calls
     ├── ValidationCrashed             the validation layer itself failed: fail closed
     └── IdempotencyConflict           a key arrived again with different values: goes to review
 """
@@ -88,6 +93,26 @@ class TransientToolError(ToolError):
 
 class InfrastructureError(AirlockError):
     retryable = True
+
+
+class ModelError(AirlockError):
+    """A language model call (planner or enrichment) did not give a usable answer."""
+
+
+class ModelProviderError(ModelError):
+    def __init__(self, message: str, *, retryable: bool, retry_after: float | None = None,
+                 status: int | None = None) -> None:
+        super().__init__(message, retryable=retryable)
+        self.retry_after = retry_after
+        self.status = status
+
+
+class ModelOutputError(ModelError):
+    pass
+
+
+class BudgetExhausted(ModelError):
+    pass
 
 
 class ValidationCrashed(AirlockError):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 from prefect.context import FlowRunContext
@@ -18,10 +18,11 @@ from prefect.flow_runs import apause_flow_run, aresume_flow_run, resume_flow_run
 from prefect.input import RunInput
 from prefect.input.run_input import keyset_from_base_key
 
-from airlock.errors import StateConflict
+from airlock.errors import ConfigError, StateConflict
 from airlock.review import DASHBOARD_ACTOR
 
-__all__ = ["DASHBOARD_ACTOR", "ReviewInput", "current_flow_run_id", "resume_paused_run", "wait_for_review"]
+__all__ = ["DASHBOARD_ACTOR", "ReviewInput", "current_flow_run_id", "read_secret", "resume_paused_run",
+           "wait_for_review"]
 
 # Prefect's own pause timeout must never be what ends a review (the run would end Failed): it is
 # set this much beyond our window, and our window ends first.
@@ -79,3 +80,14 @@ def resume_paused_run(flow_run_id: str, run_input: dict[str, Any]) -> bool:
     except RuntimeError as error:
         raise StateConflict(f"Prefect refused to resume flow run {flow_run_id}: {error}") from error
     return True
+
+
+def read_secret(block_name: str) -> str:
+    """A model API key from a Prefect Secret block (never from flow parameters or logs)."""
+    from prefect.blocks.system import Secret
+
+    try:
+        value = cast(Any, Secret.load(block_name)).get()
+    except ValueError as error:
+        raise ConfigError(f"Prefect Secret block {block_name!r} cannot be read: {error}") from error
+    return str(value)

@@ -9,9 +9,9 @@ from __future__ import annotations
 import getpass
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -30,6 +30,25 @@ class Settings(BaseSettings):
     webhooks: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="comma-separated Slack-compatible webhook URLs (reviews, crashes)")
     review_url: str = Field(default="http://127.0.0.1:8765", description="the review page's address, used in notices")
+    # The model as planner (airlock.llm). Secrets never come from flow parameters: the key is read from
+    # AIRLOCK_LLM_API_KEY, else the provider's own variable, else a Prefect Secret block.
+    planner: Literal["rules", "anthropic", "openai"] = Field(default="rules", description="who plans requests")
+    llm_model: str | None = Field(default=None, description="model name; default per provider")
+    llm_base_url: str | None = Field(default=None, description="API base URL (a local OpenAI-compatible server)")
+    llm_api_key: SecretStr | None = Field(default=None, description="API key; else ANTHROPIC_API_KEY/OPENAI_API_KEY")
+    llm_secret_block: str | None = Field(default=None, description="Prefect Secret block holding the API key")
+    llm_timeout: float = Field(default=60.0, gt=0, description="seconds per model call")
+    llm_max_retries: int = Field(default=0, ge=0, le=5, description="the SDK's own retries; airlock.retry retries")
+    llm_attempts: int = Field(default=3, ge=1, le=10, description="attempts per planner call (airlock.retry)")
+    llm_concurrency: int = Field(default=4, ge=1, description="model calls in flight per process")
+    llm_max_tokens: int = Field(default=4096, ge=64, description="output tokens per call")
+    llm_repairs: int = Field(default=2, ge=0, le=5, description="plan repairs the model may attempt")
+    llm_batch_size: int = Field(default=20, ge=1, le=200, description="records per enrichment call")
+    llm_budget_tokens: int | None = Field(default=None, ge=0, description="per-run cap on tokens in+out")
+    llm_budget_usd: float | None = Field(default=None, ge=0, description="per-run cap on model spend (USD)")
+    llm_prices: dict[str, dict[str, float]] = Field(
+        default_factory=dict,
+        description="USD per million tokens by model: {model: {input, output, cache_read, cache_write}}")
 
     @field_validator("webhooks", mode="before")
     @classmethod

@@ -1,0 +1,121 @@
+"""``ModelClient``: every paid model call goes through here. It bounds concurrency, refuses calls
+once the run's budget is spent, retries through the shared ``airlock.retry`` (the SDK's own retries
+are off), and meters tokens and cost to the run, step and chunk in scope.
+
+The scope is a context variable set by the task that runs a step (``metered``), so tools stay plain
+functions that know nothing of runs.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from airlock.errors import BudgetExhausted
+from airlock.llm.cost import BudgetLimits, PriceTable, RunBudgets
+from airlock.llm.types import ModelProvider, ModelRequest, ModelResponse, Usage
+from airlock.retry import NO_RETRY, RetryOutcome, RetryPolicy, call_with_retry
+
+
+@dataclass(frozen=True)
+class CallScope:
+    run_id: str | None = None
+    step_id: str | None = None
+    chunk_no: int | None = None
+
+
+_NO_SCOPE = CallScope()
+_scope: contextvars.ContextVar[CallScope | None] = contextvars.ContextVar("airlock_llm_scope", default=None)
+
+
+def current_scope() -> CallScope:
+    return _scope.get() or _NO_SCOPE
+
+
+@contextmanager
+def metered(run_id: str | None, step_id: str | None = None, chunk_no: int | None = None) -> Iterator[None]:
+    """Attribute the model calls made inside to this run, step and chunk (and hold them to its budget)."""
+    token = _scope.set(CallScope(run_id, step_id, chunk_no))
+    try:
+        yield
+    finally:
+        _scope.reset(token)
+
+
+@dataclass
+class UsageEvent:
+    run_id: str | None
+    step_id: str | None
+    chunk_no: int | None
+    purpose: str  # "plan" or the tool's name
+    provider: str
+    model: str
+    records: int
+    usage: Usage
+    cost_usd: float
+    attempts: int
+    at: float = field(default_factory=time.time)
+
+
+class UsageSink(Protocol):
+    def record_llm_usage(self, event: UsageEvent) -> None: ...
+
+    def llm_spent(self, run_id: str) -> tuple[int, float]: ...
+
+
+class ModelClient:
+    def __init__(
+        self,
+        provider: ModelProvider,
+        *,
+        prices: PriceTable | None = None,
+        budget: BudgetLimits | None = None,
+        concurrency: int = 4,
+        sink: UsageSink | None = None,
+        max_tokens: int = 4096,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.provider = provider
+        self.prices = prices or PriceTable()
+        self.sink = sink
+        self.max_tokens = max_tokens
+        self.budgets = RunBudgets(budget or BudgetLimits(), sink.llm_spent if sink else None)
+        self._slots = threading.BoundedSemaphore(concurrency)
+        self._sleep = sleep
+
+    @property
+    def name(self) -> str:
+        return f"{self.provider.name}:{self.provider.model}"
+
+    def budget_left(self) -> str | None:
+        """None while paid calls may go on; else why not."""
+        return self.budgets.exhausted(current_scope().run_id)
+
+    def complete(self, request: ModelRequest, *, purpose: str, records: int = 0,
+                 retry: RetryPolicy = NO_RETRY) -> ModelResponse:
+        """One answer. Raises ``BudgetExhausted`` before the call when the run's budget is spent."""
+        scope = current_scope()
+        spent = self.budgets.exhausted(scope.run_id)
+        if spent is not None:
+            raise BudgetExhausted(f"no model call: the run's {spent}")
+        outcome = RetryOutcome()
+
+        def once() -> ModelResponse:
+            with self._slots:
+                return self.provider.complete(request)
+
+        response = call_with_retry(once, retry, outcome=outcome, sleep=self._sleep)
+        cost = self.prices.cost(response.model, response.usage)
+        self.budgets.charge(scope.run_id, response.usage.total, cost)
+        if self.sink is not None:
+            self.sink.record_llm_usage(UsageEvent(
+                run_id=scope.run_id, step_id=scope.step_id, chunk_no=scope.chunk_no, purpose=purpose,
+                provider=self.provider.name, model=response.model, records=records, usage=response.usage,
+                cost_usd=cost, attempts=len(outcome.attempts) + 1,
+            ))
+        return response
