@@ -9,13 +9,15 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, ConfigDict
 
-from airlock.dataset import read_header
+from airlock.dataset import read_header, read_sample
 from airlock.errors import InputDataError
-from airlock.plan import Plan
+from airlock.plan import Plan, Policy
 from airlock.plan_check import ensure_plan_ok
+from airlock.planning.llm import LLMPlanner, plan_and_record
 from airlock.planning.rules import RulesPlanner
-from airlock.playbook import load_playbook
-from tasks.resources import resources
+from airlock.playbook import StructuredRequest, load_playbook
+from airlock.registry import ToolRegistry
+from tasks.resources import Resources, resources
 
 
 class PlanRequestInput(BaseModel):
@@ -55,11 +57,35 @@ def plan_request_fn(request: PlanRequestInput) -> PlannedRun:
             if missing:
                 raise InputDataError(f"{input_path}: missing column(s) {', '.join(missing)}; the file has "
                                      f"{', '.join(columns)}")
-        plan = RulesPlanner().plan(playbook.request, expected or columns, playbook.effective_policy, res.registry)
+        plan = plan_for(res, playbook.request, expected or columns, playbook.effective_policy, input_path)
     return PlannedRun(playbook=playbook.name, input_path=str(input_path), plan=plan)
 
 
 plan_request = task(name="plan", cache_policy=NO_CACHE)(plan_request_fn)
+
+# A request is planned by the model once per process: the CLI's preflight and the flow it starts ask
+# for the same plan, and must get the same one without paying twice.
+_planned: dict[tuple[str, ...], Plan] = {}
+
+
+def plan_for(res: Resources, request: StructuredRequest | str, columns: list[str], policy: Policy,
+             input_path: Path) -> Plan:
+    """The rules planner, or the configured model planner (AIRLOCK_PLANNER) with its repairs and fallback."""
+    if res.model is None:
+        return RulesPlanner().plan(request, columns, policy, res.registry)
+    key = (request if isinstance(request, str) else request.model_dump_json(), ",".join(columns),
+           policy.model_dump_json(), _catalog_key(res.registry), res.model.name)
+    if key not in _planned:
+        planner = LLMPlanner(res.model, repairs=res.settings.llm_repairs)
+        outcome, _ = plan_and_record(planner, res.store, res.settings.actor, request, columns, policy, res.registry,
+                                     samples=read_sample(input_path))
+        assert outcome.plan is not None
+        _planned[key] = outcome.plan
+    return ensure_plan_ok(_planned[key], res.registry)
+
+
+def _catalog_key(registry: ToolRegistry) -> str:
+    return ",".join(f"{name}={digest}" for name, digest in sorted(registry.spec_hashes().items()))
 
 
 def _resolve(project: Path, path: str) -> Path:

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from airlock.execute import ToolCache
+from airlock.llm import ModelClient
+from airlock.llm.factory import build_client
 from airlock.registry import ToolRegistry
 from airlock.settings import Settings
 from airlock.store import Store
@@ -23,10 +25,11 @@ class Resources:
     registry: ToolRegistry
     gx: GxRunner
     cache: ToolCache
+    model: ModelClient | None = None  # None with AIRLOCK_PLANNER=rules: no model anywhere
 
 
 _lock = threading.Lock()
-_built: dict[tuple[str, str, Path], Resources] = {}
+_built: dict[tuple[str, str, Path, str, str | None], Resources] = {}
 
 
 _settings: dict[tuple[tuple[str, str], ...], Settings] = {}
@@ -44,15 +47,26 @@ def current_settings() -> Settings:
 
 def resources() -> Resources:
     settings = current_settings()
-    key = (settings.store_url, settings.crm_database_url, settings.project_dir)
+    key = (settings.store_url, settings.crm_database_url, settings.project_dir, settings.planner,
+           settings.llm_base_url)
     with _lock:
         if key not in _built:
             settings.state_dir.mkdir(parents=True, exist_ok=True)
+            store = Store.open(settings.store_url)
+            model = build_client(settings, sink=store, read_secret_block=_read_secret)
             _built[key] = Resources(
                 settings=settings,
-                store=Store.open(settings.store_url),
-                registry=build_registry(settings.project_dir, settings.crm_database_url),
+                store=store,
+                registry=build_registry(settings.project_dir, settings.crm_database_url, model,
+                                        settings.llm_batch_size),
                 gx=GxRunner(),
                 cache=ToolCache(),
+                model=model,
             )
         return _built[key]
+
+
+def _read_secret(block_name: str) -> str:
+    from airlock.orchestration import read_secret
+
+    return read_secret(block_name)

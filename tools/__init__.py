@@ -11,6 +11,7 @@ import threading
 from functools import lru_cache
 from pathlib import Path
 
+from airlock.llm import ModelClient
 from airlock.registry import ToolRegistry
 from systems.crm import CrmDatabase
 from tools.country import normalize_country
@@ -20,6 +21,7 @@ from tools.email_check import check_email
 from tools.employees import band_employees
 from tools.firmographics import FirmographicsIndex, make_lookup_firmographics
 from tools.industry import Taxonomy, make_classify_industry, make_guess_industry_from_name
+from tools.llm_industry import make_classify_industry_llm
 from tools.phone import normalize_phone
 
 REFERENCE_FILE = "reference_firmographics.csv"
@@ -72,13 +74,16 @@ def load_taxonomy(data_dir: Path) -> Taxonomy:
     return _taxonomy(_stamp(data_dir / TAXONOMY_FILE))
 
 
-def build_registry(project_dir: Path, crm_url: str) -> ToolRegistry:
+def build_registry(project_dir: Path, crm_url: str, model: ModelClient | None = None,
+                   model_batch_size: int = 20) -> ToolRegistry:
     """Every enrichment tool, with the reference data and taxonomy of ``project_dir/data`` (read once
     per process and file version) and the CRM at ``crm_url``. Nothing here connects to the CRM: it
-    creates its schema on its first write, so a run can plan and execute while it is down."""
+    creates its schema on its first write, so a run can plan and execute while it is down. With a
+    ``model``, the model-backed tools are registered too, last, so that they are never a structured
+    request's first choice."""
     data_dir = Path(project_dir) / "data"
     taxonomy = load_taxonomy(data_dir)
-    return ToolRegistry(
+    registry = ToolRegistry(
         [
             extract_domain,
             check_email,
@@ -91,3 +96,6 @@ def build_registry(project_dir: Path, crm_url: str) -> ToolRegistry:
             make_crm_update_accounts(_crm(crm_url)),
         ]
     )
+    if model is not None:
+        registry.register(make_classify_industry_llm(taxonomy, model, model_batch_size))
+    return registry

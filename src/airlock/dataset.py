@@ -69,3 +69,11 @@ def read_dataset(path: Path, *, key: str, required: list[str]) -> Dataset:
 def _require_file(path: Path) -> None:
     if not path.is_file():
         raise InputDataError(f"input file not found: {path}")
+
+
+def read_sample(path: Path, rows: int = 5) -> list[dict[str, str]]:
+    """The first few rows (a planner's sample): read lazily, never the whole file."""
+    _require_file(path)
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        return [dict(row) for _, row in zip(range(rows), reader, strict=False)]

@@ -106,35 +106,98 @@ def run_step(
     skip = failed_earlier(prior)
     key_field = plan.dataset.key
     accepted = {spec.name: frozenset(spec.input_model.model_fields) for spec in (primary, fallback) if spec}
+    payloads: dict[str, dict[str, Any]] = {}
+    bindings = step.inputs.items()
     for record in records:
         record_id = str(record[key_field])
-        if record_id in skip:
-            continue
-        payload = {name: resolve_binding(b, record, prior, record_id) for name, b in step.inputs.items()}
-        attempts: list[dict[str, Any]] = []
-        last: tuple[ToolSpec[Any, Any], BaseException] | None = None
-        for spec in (primary, fallback):
-            if spec is None:
-                continue
-            tool_input = {k: v for k, v in payload.items() if k in accepted[spec.name]}
-            try:
-                output = _call(spec, tool_input, step, cache, result, attempts, sleep)
-            except Exception as error:  # noqa: BLE001 - the record boundary: the failure is kept, the chunk goes on
-                last = (spec, error)
-                continue
-            result.outputs[record_id] = output
-            if spec is not primary:
-                result.fallbacks += 1
-            last = None
-            break
-        if last is not None:
-            failed_spec, failure = last
-            result.failures[record_id] = RecordFailure(
-                tool=failed_spec.name, spec_hash=failed_spec.spec_hash, error_type=type(failure).__name__,
-                error=str(failure)[:1000], retryable=is_retryable(failure), attempts=attempts, input=payload,
-            )
+        if record_id not in skip:
+            payloads[record_id] = {name: resolve_binding(b, record, prior, record_id) for name, b in bindings}
+    if primary.batched:
+        # Many records per call (a model classifying a batch); a batch that fails after its retries
+        # goes record by record to the fallback.
+        size = primary.batch_size or max(len(payloads), 1)
+        ids = list(payloads)
+        for start in range(0, len(ids), size):
+            batch = ids[start:start + size]
+            failed = _call_batch(primary, [payloads[i] for i in batch], batch, accepted, step, result, sleep)
+            for record_id in batch:
+                if record_id in failed:
+                    _one_record(record_id, payloads[record_id], (fallback,), step, cache, result, accepted, sleep,
+                                earlier=failed[record_id])
+        result.seconds = time.perf_counter() - started
+        return result
+    for record_id, payload in payloads.items():
+        _one_record(record_id, payload, (primary, fallback), step, cache, result, accepted, sleep)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _one_record(
+    record_id: str,
+    payload: dict[str, Any],
+    specs: tuple[ToolSpec[Any, Any] | None, ...],
+    step: Step,
+    cache: ToolCache | None,
+    result: StepResult,
+    accepted: dict[str, frozenset[str]],
+    sleep: Callable[[float], None],
+    earlier: tuple[ToolSpec[Any, Any], BaseException, list[dict[str, Any]]] | None = None,
+) -> None:
+    """One record through the given tools in order; the first that succeeds gives its output."""
+    attempts: list[dict[str, Any]] = list(earlier[2]) if earlier else []
+    last: tuple[ToolSpec[Any, Any], BaseException] | None = (earlier[0], earlier[1]) if earlier else None
+    for spec in specs:
+        if spec is None:
+            continue
+        tool_input = {k: v for k, v in payload.items() if k in accepted[spec.name]}
+        try:
+            output = _call(spec, tool_input, step, cache, result, attempts, sleep)
+        except Exception as error:  # noqa: BLE001 - the record boundary: the failure is kept, the chunk goes on
+            last = (spec, error)
+            continue
+        result.outputs[record_id] = output
+        if spec.name != step.tool:
+            result.fallbacks += 1
+        return
+    if last is not None:
+        failed_spec, failure = last
+        result.failures[record_id] = RecordFailure(
+            tool=failed_spec.name, spec_hash=failed_spec.spec_hash, error_type=type(failure).__name__,
+            error=str(failure)[:1000], retryable=is_retryable(failure), attempts=attempts, input=payload,
+        )
+
+
+def _call_batch(
+    spec: ToolSpec[Any, Any],
+    payloads: list[dict[str, Any]],
+    record_ids: list[str],
+    accepted: dict[str, frozenset[str]],
+    step: Step,
+    result: StepResult,
+    sleep: Callable[[float], None],
+) -> dict[str, tuple[ToolSpec[Any, Any], BaseException, list[dict[str, Any]]]]:
+    """One call for many records, retried as the tool's effect says. Returns the records it failed."""
+    inputs = [{k: v for k, v in p.items() if k in accepted[spec.name]} for p in payloads]
+    outcome = RetryOutcome()
+    result.calls += 1
+    try:
+        outputs = call_with_retry(lambda: spec.call_batch(inputs), _retry_for(spec, step), outcome=outcome,
+                                  sleep=sleep)
+    except Exception as error:  # noqa: BLE001 - the batch boundary: its records try the fallback one by one
+        attempts = [{"tool": spec.name, **asdict(a)} for a in outcome.attempts]
+        return {record_id: (spec, error, attempts) for record_id in record_ids}
+    for record_id, output in zip(record_ids, outputs, strict=True):
+        dumped = output.model_dump(mode="json")
+        dumped[TOOL_KEY] = spec.name
+        result.outputs[record_id] = dumped
+    return {}
+
+
+def _retry_for(spec: ToolSpec[Any, Any], step: Step) -> RetryPolicy:
+    policy = spec.policy
+    if step.attempts is None:
+        return policy.retry
+    return RetryPolicy(attempts=step.attempts, base_delay=policy.retry.base_delay, max_delay=policy.retry.max_delay)
 
 
 def _call(
@@ -155,9 +218,7 @@ def _call(
         if hit is not None:
             result.cache_hits += 1
             return hit
-    retry = policy.retry if step.attempts is None else RetryPolicy(
-        attempts=step.attempts, base_delay=policy.retry.base_delay, max_delay=policy.retry.max_delay
-    )
+    retry = _retry_for(spec, step)
     outcome = RetryOutcome()
     result.calls += 1
     try:

@@ -90,6 +90,8 @@ class ToolSpec(Generic[I, O]):
     produces: tuple[str, ...]
     fn: Callable[..., Any] = field(repr=False, compare=False)
     batched: bool = False
+    # Records per call of a batched propose-phase tool (a model call classifying many records).
+    batch_size: int | None = None
 
     @cached_property
     def policy(self) -> EffectPolicy:
@@ -195,6 +197,7 @@ def tool(
     requires: Sequence[str] | None = None,
     produces: Sequence[str] | None = None,
     batched: bool = False,
+    batch_size: int | None = None,
 ) -> Callable[[Callable[..., Any]], ToolSpec[Any, Any]]:
     """Declare a tool. ``requires`` defaults to the input model's fields, ``produces`` to the
     output's (less ``confidence`` and ``flags``, which speak about the values rather than being one).
@@ -216,7 +219,7 @@ def tool(
         doc = description or inspect.getdoc(fn) or ""
         if not doc:
             raise TypeError(f"tool {tool_name} needs a description (docstring): the planner reads it")
-        return ToolSpec(tool_name, version, doc, effect, input_model, output_model, req, prod, fn, batched)
+        return ToolSpec(tool_name, version, doc, effect, input_model, output_model, req, prod, fn, batched, batch_size)
 
     return decorate
 

@@ -33,6 +33,11 @@ def build_report(store: Store, run_id: str, *, status: str | None = None, with_r
         "pending_review": store.pending_review_count(run_id),
         "reasons": dict(store.reason_counts(run_id, "pending_review").most_common(20)),
     }
+    model_usage = store.llm_usage_summary(run_id)
+    if model_usage["totals"]["calls"]:  # runs without a model keep their report as it was
+        totals = model_usage["totals"]
+        totals["cost_per_record_usd"] = round(totals["cost_usd"] / run["record_count"], 8) if run["record_count"] else 0
+        report["model_usage"] = model_usage
     if with_records:
         report["records"] = [
             {"id": r["record_id"], "outcome": r["outcome"], "reasons": r["reasons"]}

@@ -180,5 +180,22 @@ def show_summary(report: dict[str, Any]) -> None:
     if report["reasons"]:
         top = ", ".join(f"{code} ({n})" for code, n in list(report["reasons"].items())[:6])
         console.print(f"flagged for: {top}")
+    if report.get("model_usage"):
+        show_model_usage(report)
     if not report["conserved"]:
         console.print("[red]records are unaccounted for: this is a bug, the run report above says where[/red]")
+
+
+def show_model_usage(report: dict[str, Any]) -> None:
+    """Tokens and cost of the run's model calls, per step, from the store."""
+    usage = report["model_usage"]
+    table = Table(title="model usage")
+    for column in ("step", "model", "calls", "records", "tokens in", "tokens out", "cache read", "cache write",
+                   "cost USD"):
+        table.add_column(column, justify="left" if column in ("step", "model") else "right")
+    for row in [*usage["steps"], {**usage["totals"], "step_id": "[bold]total[/bold]", "model": ""}]:
+        table.add_row(str(row.get("step_id") or row.get("purpose") or "-"), str(row.get("model", "")),
+                      str(row["calls"]), str(row["records"]), str(row["input_tokens"]), str(row["output_tokens"]),
+                      str(row["cache_read_tokens"]), str(row["cache_write_tokens"]), f"{row['cost_usd']:.6f}")
+    console.print(table)
+    console.print(f"cost per record: ${usage['totals']['cost_per_record_usd']:.8f}")

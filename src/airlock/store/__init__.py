@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from airlock.store.db import ensure_schema, make_engine, upgrade
 from airlock.store.effects import EffectsRepo
+from airlock.store.llm import LlmRepo
 from airlock.store.proposals import ChunkVerdictWriter
 from airlock.store.runs import RunsRepo
 
 
-class Store(RunsRepo, ChunkVerdictWriter, EffectsRepo):
+class Store(RunsRepo, ChunkVerdictWriter, EffectsRepo, LlmRepo):
     """One object for every repository, sharing one engine."""
 
     @classmethod

@@ -163,3 +163,43 @@ audit_events = sa.Table(
 )
 
 APPEND_ONLY_TABLES = ("audit_events", "decisions")
+
+# The model as planner (airlock.llm): every paid call's tokens and cost, and every planning
+# conversation (accepted, repaired, fallen back or dead-lettered). Both append-only.
+llm_usage = sa.Table(
+    "llm_usage", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("run_id", sa.String(36)),
+    sa.Column("step_id", sa.String(100)),
+    sa.Column("chunk_no", sa.Integer),
+    sa.Column("purpose", sa.String(100), nullable=False),
+    sa.Column("provider", sa.String(40), nullable=False),
+    sa.Column("model", sa.String(200), nullable=False),
+    sa.Column("records", sa.Integer, nullable=False),
+    sa.Column("input_tokens", sa.Integer, nullable=False),
+    sa.Column("output_tokens", sa.Integer, nullable=False),
+    sa.Column("cache_read_tokens", sa.Integer, nullable=False),
+    sa.Column("cache_write_tokens", sa.Integer, nullable=False),
+    sa.Column("cost_usd", sa.Float, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Index("ix_llm_usage_run", "run_id", "step_id"),
+)
+
+plan_conversations = sa.Table(
+    "plan_conversations", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("request", sa.Text, nullable=False),
+    sa.Column("planner", sa.String(240), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("plan_hash", sa.String(40)),
+    sa.Column("problems", sa.JSON, nullable=False),
+    sa.Column("unsupported", sa.JSON, nullable=False),
+    sa.Column("conversation", sa.JSON, nullable=False),
+    sa.Column("tokens", sa.Integer, nullable=False),
+    sa.Column("cost_usd", sa.Float, nullable=False),
+    sa.Index("ix_plan_conversations_status", "status", "id"),
+)
+

@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from airlock.llm import MODEL_REVIEW_FLAGS
 from airlock.plan import Policy
 from airlock.validation.findings import Finding, Proposal, Severity
 
@@ -46,7 +47,9 @@ def check_policy(proposal: Proposal, policy: Policy) -> list[Finding]:
     for flag in proposal.flags:
         if flag in policy.reject_on:
             findings.append(Finding(flag, "reject"))
-        elif flag in policy.review_on:
+        elif flag in policy.review_on or flag in MODEL_REVIEW_FLAGS:
+            # A record that read like instructions, a refused model value or a spent budget always
+            # goes to a person, whatever the playbook says.
             findings.append(Finding(flag, "review"))
     for write_id in policy.approvals:
         findings.append(Finding(f"needs_approval:{write_id}", "review"))
