@@ -119,7 +119,8 @@ class LLMPlanner:
                 outcome.problems = ["no registered tool can do any part of this request"]
                 return outcome
             outcome.problems = problems
-            messages.append(Message("user", repair_prompt(problems)))
+            if attempt < self.repairs:  # the conversation holds what the model was actually sent
+                messages.append(Message("user", repair_prompt(problems)))
         outcome.conversation = [{"role": m.role, "content": m.content} for m in messages]
         if isinstance(request, StructuredRequest):
             try:
