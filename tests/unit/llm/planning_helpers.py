@@ -42,8 +42,8 @@ def send_email(data: NoticeIn) -> NoticeOut:
     return NoticeOut(sent=True)
 
 
-def registry_with(client: ModelClient, tmp_path: Path) -> ToolRegistry:
-    registry = build_registry(PROJECT, f"sqlite:///{tmp_path / 'crm.db'}", client, 20)
+def registry_with(client: ModelClient, tmp_path: Path, batch_size: int = 20) -> ToolRegistry:
+    registry = build_registry(PROJECT, f"sqlite:///{tmp_path / 'crm.db'}", client, batch_size)
     registry.register(send_email)
     return registry
 
