@@ -1,0 +1,140 @@
+"""Tokens and cost per run and step in the store (SQLite and PostgreSQL), the run report's model
+usage, and a budget that stops paid calls: the rest get the deterministic label, flagged."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from airlock.execute import run_step
+from airlock.llm import BUDGET_FLAG, metered
+from airlock.llm.cost import BudgetLimits, PriceTable
+from airlock.llm.types import Usage
+from airlock.plan import DatasetSpec, Plan, Policy
+from airlock.report import build_report
+from airlock.store import Store
+from tests.fakes.model_stub import ModelStub, Reply, Seen
+from tests.unit.llm.conftest import client_for
+from tests.unit.llm.planning_helpers import COLUMNS, registry_with
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.pg)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    if request.param == "sqlite":
+        yield Store.open(f"sqlite:///{tmp_path / 'store.db'}")
+        return
+    from tests.conftest import create_pg_database, drop_pg_database
+
+    admin = request.getfixturevalue("pg_server")
+    name = create_pg_database(admin)
+    opened = Store.open(f"{admin.rsplit('/', 1)[0]}/{name}")
+    try:
+        yield opened
+    finally:
+        opened.engine.dispose()
+        drop_pg_database(admin, name)
+
+
+def labeller(seen: Seen) -> Reply:
+    import json
+
+    records = json.loads(seen.body["messages"][-1]["content"].split("\n", 1)[1])
+    return Reply(tool_calls=[("record_labels", {"labels": [
+        {"id": r["id"], "industry": "Software", "confidence": 0.9} for r in records]})],
+        input_tokens=1000, output_tokens=100, cache_read=500)
+
+
+def _records(count: int) -> list[dict[str, str]]:
+    rows = []
+    for n in range(count):
+        row = dict.fromkeys(COLUMNS, "")
+        row.update(id=f"R{n:03d}", name=f"Firm {n}", description="Builds cloud software platforms.")
+        rows.append(row)
+    return rows
+
+
+def _plan() -> Plan:
+    return Plan(request="industries", dataset=DatasetSpec(name="accounts", columns=COLUMNS),
+                steps=[{"id": "industry", "tool": "classify_industry_llm", "fallback": "classify_industry",
+                        "inputs": {"name": "record.name", "industry": "record.industry",
+                                   "description": "record.description"}}],
+                proposes={"industry": "steps.industry.industry"}, policy=Policy())
+
+
+def _new_run(store: Store, run_id: str, records: int) -> None:
+    store.create_run(id=run_id, playbook="llm", plan_hash="h", status="running", started_by="tester",
+                     input_hash="i", record_count=records, chunk_size=100, chunk_count=1, dry_run=False,
+                     review_timeout=0.0, spec_hashes={})
+
+
+def test_price_table_prices_dated_models_as_their_family_and_unknown_ones_at_zero() -> None:
+    prices = PriceTable({"local-llama": {"input": 0.0, "output": 0.0}})
+    usage = Usage(input_tokens=1_000_000, output_tokens=1_000_000, cache_read_tokens=1_000_000,
+                  cache_write_tokens=1_000_000)
+    assert prices.cost("claude-sonnet-4-5-20250929", usage) == pytest.approx(3 + 15 + 0.3 + 3.75)
+    assert prices.cost("some-unknown-model", usage) == 0.0
+    assert not prices.known("some-unknown-model")
+
+
+def test_usage_is_stored_per_run_and_step_and_shown_in_the_report(stub: ModelStub, store: Store,
+                                                                  tmp_path: Path) -> None:
+    stub.responder = labeller
+    client = client_for("anthropic", stub, sink=store)
+    registry = registry_with(client, tmp_path, batch_size=5)
+    _new_run(store, "run-a", 12)
+    with metered("run-a", "industry", 0):
+        result = run_step(_plan(), _plan().steps[0], registry, _records(12), {}, sleep=lambda _s: None)
+    assert len(stub.seen) == 3  # 12 records in batches of 5
+    assert all(o["industry"] == "Software" for o in result.outputs.values())
+    assert store.llm_spent("run-a") == (3 * 1600, pytest.approx(3 * (1000 * 3 + 100 * 15 + 500 * 0.3) / 1e6))
+    report = build_report(store, "run-a")
+    totals = report["model_usage"]["totals"]
+    assert totals["calls"] == 3
+    assert totals["records"] == 12
+    assert (totals["input_tokens"], totals["output_tokens"], totals["cache_read_tokens"]) == (3000, 300, 1500)
+    assert totals["cost_per_record_usd"] == pytest.approx(totals["cost_usd"] / 12)
+    assert report["model_usage"]["steps"][0]["step_id"] == "industry"
+
+
+def test_a_run_without_model_calls_keeps_its_report_unchanged(store: Store) -> None:
+    _new_run(store, "run-rules", 3)
+    assert "model_usage" not in build_report(store, "run-rules")
+
+
+def test_the_budget_stops_paid_calls_and_the_rest_get_the_deterministic_label(stub: ModelStub, store: Store,
+                                                                               tmp_path: Path) -> None:
+    stub.responder = labeller
+    client = client_for("openai", stub, sink=store, budget=BudgetLimits(tokens=3000))
+    registry = registry_with(client, tmp_path, batch_size=4)
+    _new_run(store, "run-b", 16)
+    with metered("run-b", "industry", 0):
+        result = run_step(_plan(), _plan().steps[0], registry, _records(16), {}, sleep=lambda _s: None)
+    assert len(stub.seen) == 2  # 1,600 tokens per call: the third call would start over budget
+    outputs = [result.outputs[f"R{n:03d}"] for n in range(16)]
+    assert all(BUDGET_FLAG not in o["flags"] for o in outputs[:8])
+    assert all(BUDGET_FLAG in o["flags"] for o in outputs[8:])
+    assert all(o["industry"] == "Software" and o["confidence"] < 0.95 for o in outputs[8:])  # keyword classifier
+    # A resumed run counts from what the store says it spent: still no paid call.
+    fresh = client_for("openai", stub, sink=store, budget=BudgetLimits(tokens=3000))
+    with metered("run-b", "industry", 1):
+        again = run_step(_plan(), _plan().steps[0], registry_with(fresh, tmp_path), _records(2), {},
+                         sleep=lambda _s: None)
+    assert len(stub.seen) == 2
+    assert all(BUDGET_FLAG in o["flags"] for o in again.outputs.values())
+
+
+def test_usage_rows_are_append_only(stub: ModelStub, store: Store, tmp_path: Path) -> None:
+    stub.responder = labeller
+    client = client_for("anthropic", stub, sink=store)
+    registry = registry_with(client, tmp_path)
+    with metered(None, "industry", 0):
+        run_step(_plan(), _plan().steps[0], registry, _records(1), {}, sleep=lambda _s: None)
+    with pytest.raises(sa.exc.DBAPIError), store.engine.begin() as connection:
+        connection.execute(sa.text("UPDATE llm_usage SET cost_usd = 0"))
+    store.save_plan_conversation(actor="t", request="r", planner="p", status="refused", plan_hash=None, problems=[],
+                                 unsupported=[], conversation=[], tokens=0, cost_usd=0.0)
+    with pytest.raises(sa.exc.DBAPIError), store.engine.begin() as connection:
+        connection.execute(sa.text("DELETE FROM plan_conversations"))
