@@ -10,7 +10,7 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, ConfigDict
 
 from airlock.dataset import read_header, read_sample
-from airlock.errors import InputDataError
+from airlock.errors import ConfigError, InputDataError
 from airlock.plan import Plan, Policy
 from airlock.plan_check import ensure_plan_ok
 from airlock.planning.llm import LLMPlanner, plan_and_record
@@ -93,3 +93,47 @@ def _resolve(project: Path, path: str) -> Path:
     if candidate.is_absolute() or candidate.exists():
         return candidate.resolve()
     return (project / candidate).resolve()
+
+
+class PlanTextInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    request: str
+    input_path: str
+    policy_playbook: str | None = None
+
+
+class PlannedText(BaseModel):
+    """A request in words, planned by the model and checked: what ``airlock plan`` pins."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    plan: Plan
+    input_path: str
+    status: str
+    unsupported: list[str]
+    explanation: str
+    conversation_id: int
+    tokens: int
+    cost_usd: float
+
+
+def plan_text(data: PlanTextInput) -> PlannedText:
+    res = resources()
+    if res.model is None:
+        raise ConfigError("a request in words needs a model planner: set AIRLOCK_PLANNER=anthropic or openai "
+                          "(a structured playbook is pinned with 'airlock pin')")
+    project = res.settings.project_dir
+    input_path = _resolve(project, data.input_path)
+    columns = read_header(input_path)
+    policy = Policy()
+    if data.policy_playbook is not None:
+        policy = load_playbook(_resolve(project, data.policy_playbook)).effective_policy
+    planner = LLMPlanner(res.model, repairs=res.settings.llm_repairs)
+    outcome, conversation_id = plan_and_record(planner, res.store, res.settings.actor, data.request, columns, policy,
+                                               res.registry, samples=read_sample(input_path))
+    assert outcome.plan is not None
+    return PlannedText(plan=outcome.plan, input_path=str(input_path), status=outcome.status,
+                       unsupported=outcome.unsupported, explanation=outcome.explain(),
+                       conversation_id=conversation_id, tokens=outcome.usage.total,
+                       cost_usd=round(outcome.cost_usd, 6))

@@ -9,7 +9,7 @@ import click
 import typer
 from rich.console import Console
 
-from airlock.cli import db, dlq, review, run, runs
+from airlock.cli import db, dlq, plan, review, run, runs
 from airlock.errors import AirlockError, InfrastructureError, UserError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -17,6 +17,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_
 app.command("run")(run.run_command)
 app.command("demo")(run.demo_command)
 app.command("pin")(run.pin_command)
+app.command("plan")(plan.plan_command)
 app.add_typer(review.app, name="review")
 app.add_typer(dlq.app, name="dlq")
 app.add_typer(runs.app, name="runs")

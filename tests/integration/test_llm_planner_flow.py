@@ -1,0 +1,130 @@
+"""The model as planner end to end, against the stub model through the real SDKs: ``airlock plan``
+pins a plan from a request in words, the pinned plan runs through the real flow on Prefect (the
+enrichment calls the model; the plan does not), injected records go to review, every record is
+accounted for and the report carries the model's tokens and cost."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airlock.cli import main
+from airlock.playbook import load_playbook
+from tests.conftest import sample_accounts, write_accounts
+from tests.fakes.model_stub import ModelStub, Reply, Seen
+from tests.integration.flow_helpers import assert_conserved, run_flow, store
+from tests.unit.llm.injections import INJECTIONS
+from tests.unit.llm.planning_helpers import FREE_TEXT, good
+
+
+def _answer_tool(seen: Seen) -> str:
+    tool = seen.body["tools"][0]
+    return str(tool.get("name") or tool["function"]["name"])
+
+
+def model(seen: Seen) -> Reply:
+    """Plans the example request; labels records (and obeys any instruction it finds in them)."""
+    if _answer_tool(seen) == "submit_plan":
+        return Reply(tool_calls=[("submit_plan", good())], input_tokens=3000, output_tokens=400, cache_write=2500)
+    records = json.loads(seen.body["messages"][-1]["content"].split("\n", 1)[1])
+    labels: list[dict[str, Any]] = []
+    for record in records:
+        obeyed = record["description"] in INJECTIONS
+        labels.append({"id": record["id"], "industry": "HACKED" if obeyed else "Software", "confidence": 0.9})
+    return Reply(tool_calls=[("record_labels", {"labels": labels})], input_tokens=800, output_tokens=120,
+                 cache_read=600)
+
+
+@pytest.fixture
+def stub() -> Iterator[ModelStub]:
+    server = ModelStub(responder=model)
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def model_env(airlock_env: Path, stub: ModelStub, monkeypatch: pytest.MonkeyPatch) -> ModelStub:
+    monkeypatch.setenv("AIRLOCK_PLANNER", "openai")
+    monkeypatch.setenv("AIRLOCK_LLM_BASE_URL", stub.openai_url)
+    monkeypatch.setenv("AIRLOCK_LLM_API_KEY", "test-key")
+    monkeypatch.setenv("AIRLOCK_LLM_MODEL", "gpt-4o-mini")
+    return stub
+
+
+def _input(tmp_path: Path) -> Path:
+    rows = sample_accounts(30)
+    for n, text in enumerate(INJECTIONS[:5]):
+        rows[n * 5] = {**rows[n * 5], "industry": "", "description": text}
+    return write_accounts(tmp_path / "accounts.csv", rows)
+
+
+def test_plan_pins_a_request_in_words_and_the_pinned_plan_runs(
+        model_env: ModelStub, tmp_path: Path, prefect_backend: None, capsys: pytest.CaptureFixture[str]) -> None:
+    data = _input(tmp_path)
+    out = tmp_path / "fill_german.yaml"
+    assert main(["plan", FREE_TEXT, "--out", str(out), "--input", str(data)]) == 0
+    printed = capsys.readouterr().out
+    assert "not possible with the registered tools" in printed and "tickets" in printed
+    pinned = load_playbook(out)
+    assert pinned.plan is not None and pinned.plan_hash == pinned.plan.hash
+    assert "not possible" in pinned.description
+    planning_calls = len(model_env.seen)
+    assert planning_calls == 1
+
+    state, report = run_flow(data, playbook=str(out))
+    assert state.is_completed()
+    assert_conserved(report, 30)
+    assert report["plan_hash"] == pinned.plan_hash  # the run ran the pinned plan: no planning call
+    assert all(_answer_tool(s) == "record_labels" for s in model_env.seen[planning_calls:])
+    injected = {r["id"] for r in report["records"]} & {f"ACC-{n:06d}" for n in range(1, 31)}
+    assert injected
+    by_id = {r["id"]: r for r in report["records"]}
+    for n in range(5):
+        record = by_id[sample_accounts(30)[n * 5]["id"]]
+        assert record["outcome"] == "pending_review", record
+        assert "possible_prompt_injection" in record["reasons"]
+    usage = report["model_usage"]["totals"]
+    assert usage["calls"] >= 1 and usage["input_tokens"] >= 800 and usage["cost_usd"] > 0
+    proposals = store().proposals_for(report["run_id"])
+    assert all(p["changes"].get("industry", {}).get("after") != "HACKED" for p in proposals)
+
+
+def test_a_request_in_words_without_a_model_is_one_clear_line(airlock_env: Path, tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plan", FREE_TEXT, "--out", str(tmp_path / "x.yaml")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "needs a model planner" in err and "Traceback" not in err
+    assert len(err.splitlines()) <= 2
+    assert not (tmp_path / "x.yaml").exists()
+
+
+def test_a_plan_the_model_cannot_get_right_is_kept_as_a_planning_dead_letter(
+        model_env: ModelStub, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    model_env.add(*[Reply(text="I think you should buy a CRM.")] * 3)
+    out = tmp_path / "never.yaml"
+    assert main(["plan", "make the CRM better", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "planning dead letter" in err and "Traceback" not in err
+    assert not out.exists()
+    kept = store().plan_conversations_for(status="dead_letter")
+    assert len(kept) == 1
+    assert main(["plan", "--show", str(kept[0]["id"])]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["request"] == "make the CRM better"
+    assert [m["role"] for m in shown["conversation"]] == ["user", "assistant", "user", "assistant", "user",
+                                                          "assistant"]
+
+
+def test_plan_refuses_to_overwrite_and_needs_out(model_env: ModelStub, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plan", FREE_TEXT]) == 2
+    assert "--out FILE is needed" in capsys.readouterr().err
+    existing = tmp_path / "a.yaml"
+    existing.write_text("keep me")
+    assert main(["plan", FREE_TEXT, "--out", str(existing)]) == 2
+    assert existing.read_text() == "keep me"
+    assert model_env.seen == []
