@@ -128,3 +128,28 @@ def test_plan_refuses_to_overwrite_and_needs_out(model_env: ModelStub, tmp_path:
     assert main(["plan", FREE_TEXT, "--out", str(existing)]) == 2
     assert existing.read_text() == "keep me"
     assert model_env.seen == []
+
+
+def test_a_playbook_with_a_request_in_words_is_planned_once_per_run(
+        model_env: ModelStub, tmp_path: Path, prefect_backend: None) -> None:
+    data = _input(tmp_path)
+    playbook = tmp_path / "words.yaml"
+    playbook.write_text(f"name: words\nrequest: {json.dumps(FREE_TEXT)}\npolicy:\n  thresholds: {{industry: 0.65}}\n")
+    from flows.run_request import preflight
+
+    checked = preflight(str(playbook), str(data))  # what the CLI does before the flow: the same plan
+    state, report = run_flow(data, playbook=str(playbook))
+    assert state.is_completed()
+    assert_conserved(report, 30)
+    assert report["plan_hash"] == checked["plan"].hash
+    assert sum(_answer_tool(s) == "submit_plan" for s in model_env.seen) == 1
+    kept = store().plan_conversations_for()
+    assert [k["status"] for k in kept] == ["accepted"]
+    # The API key reaches the provider and nothing else: not the store, not the audit trail.
+    import sqlalchemy as sa
+
+    with store().engine.connect() as connection:
+        for table in ("runs", "plans", "audit_events", "plan_conversations", "llm_usage"):
+            rows = connection.execute(sa.text(f"SELECT * FROM {table}")).fetchall()
+            assert "test-key" not in repr(rows), table
+    assert model_env.seen[0].headers["authorization"] == "Bearer test-key"

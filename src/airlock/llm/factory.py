@@ -10,7 +10,6 @@ from collections.abc import Callable
 from airlock.errors import ConfigError
 from airlock.llm.client import ModelClient, UsageSink
 from airlock.llm.cost import BudgetLimits, PriceTable
-from airlock.llm.providers import AnthropicProvider, OpenAICompatibleProvider
 from airlock.llm.types import ModelProvider
 from airlock.settings import Settings
 
@@ -40,6 +39,9 @@ def api_key_for(settings: Settings, read_secret_block: Callable[[str], str] | No
 
 
 def build_provider(settings: Settings, api_key: str) -> ModelProvider:
+    # The SDKs are imported only when a provider is configured: the rules planner never pays for them.
+    from airlock.llm.providers import AnthropicProvider, OpenAICompatibleProvider
+
     options = {"model": settings.llm_model, "api_key": api_key, "base_url": settings.llm_base_url,
                "timeout": settings.llm_timeout, "max_retries": settings.llm_max_retries}
     if settings.planner == "anthropic":
