@@ -41,6 +41,7 @@ class Settings(BaseSettings):
     llm_max_retries: int = Field(default=0, ge=0, le=5, description="the SDK's own retries; airlock.retry retries")
     llm_attempts: int = Field(default=3, ge=1, le=10, description="attempts per planner call (airlock.retry)")
     llm_concurrency: int = Field(default=4, ge=1, description="model calls in flight per process")
+    llm_tokens_per_minute: int | None = Field(default=None, ge=1, description="pace calls to this quota")
     llm_max_tokens: int = Field(default=4096, ge=64, description="output tokens per call")
     llm_repairs: int = Field(default=2, ge=0, le=5, description="plan repairs the model may attempt")
     llm_batch_size: int = Field(default=20, ge=1, le=200, description="records per enrichment call")

@@ -68,6 +68,47 @@ class UsageSink(Protocol):
     def llm_spent(self, run_id: str) -> tuple[int, float]: ...
 
 
+class TokenRate:
+    """A tokens-per-minute pace kept on our side, so calls wait for quota instead of being refused
+    with 429s that use up retries. A token bucket refilled continuously; a call may take it below
+    zero (one call can be bigger than a second's worth) and the next waits until it is repaid."""
+
+    def __init__(self, tokens_per_minute: int, *, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.rate = tokens_per_minute / 60.0
+        self.capacity = self.rate  # one second's worth: no burst that the provider would refuse
+        self.balance = self.capacity
+        self._clock = clock
+        self._sleep = sleep
+        self._stamp = clock()
+        self._lock = threading.Lock()
+
+    def _refill(self) -> None:
+        now = self._clock()
+        self.balance = min(self.capacity, self.balance + (now - self._stamp) * self.rate)
+        self._stamp = now
+
+    def acquire(self, estimate: int) -> None:
+        while True:
+            with self._lock:
+                self._refill()
+                if self.balance >= 0:
+                    self.balance -= estimate
+                    return
+                wait = -self.balance / self.rate
+            self._sleep(wait)
+
+    def settle(self, estimate: int, actual: int) -> None:
+        with self._lock:
+            self.balance += estimate - actual
+
+
+def estimate_tokens(request: ModelRequest) -> int:
+    """Roughly four characters a token, for pacing only (the bill uses the provider's count)."""
+    chars = len(request.system) + len(request.cached_context) + sum(len(m.content) for m in request.messages)
+    return chars // 4 + request.max_tokens // 8
+
+
 class ModelClient:
     def __init__(
         self,
@@ -78,6 +119,7 @@ class ModelClient:
         concurrency: int = 4,
         sink: UsageSink | None = None,
         max_tokens: int = 4096,
+        tokens_per_minute: int | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.provider = provider
@@ -87,6 +129,7 @@ class ModelClient:
         self.budgets = RunBudgets(budget or BudgetLimits(), sink.llm_spent if sink else None)
         self._slots = threading.BoundedSemaphore(concurrency)
         self._sleep = sleep
+        self.pace = TokenRate(tokens_per_minute, sleep=sleep) if tokens_per_minute else None
 
     @property
     def name(self) -> str:
@@ -106,8 +149,19 @@ class ModelClient:
         outcome = RetryOutcome()
 
         def once() -> ModelResponse:
+            estimate = estimate_tokens(request)
+            if self.pace is not None:
+                self.pace.acquire(estimate)
             with self._slots:
-                return self.provider.complete(request)
+                try:
+                    answer = self.provider.complete(request)
+                except Exception:
+                    if self.pace is not None:
+                        self.pace.settle(estimate, 0)  # a refused call used no quota
+                    raise
+            if self.pace is not None:
+                self.pace.settle(estimate, answer.usage.total)
+            return answer
 
         response = call_with_retry(once, retry, outcome=outcome, sleep=self._sleep)
         cost = self.prices.cost(response.model, response.usage)

@@ -64,4 +64,5 @@ def build_client(settings: Settings, sink: UsageSink | None = None,
         concurrency=settings.llm_concurrency,
         sink=sink,
         max_tokens=settings.llm_max_tokens,
+        tokens_per_minute=settings.llm_tokens_per_minute,
     )
