@@ -153,3 +153,12 @@ def test_a_playbook_with_a_request_in_words_is_planned_once_per_run(
             rows = connection.execute(sa.text(f"SELECT * FROM {table}")).fetchall()
             assert "test-key" not in repr(rows), table
     assert model_env.seen[0].headers["authorization"] == "Bearer test-key"
+
+
+def test_the_api_key_can_come_from_a_prefect_secret_block(prefect_backend: None) -> None:
+    from prefect.blocks.system import Secret
+
+    from airlock.orchestration import read_secret
+
+    Secret(value="sk-from-block").save("airlock-test-llm-key", overwrite=True)
+    assert read_secret("airlock-test-llm-key") == "sk-from-block"
