@@ -63,11 +63,6 @@ def plan_request_fn(request: PlanRequestInput) -> PlannedRun:
 
 plan_request = task(name="plan", cache_policy=NO_CACHE)(plan_request_fn)
 
-# A request is planned by the model once per process: the CLI's preflight and the flow it starts ask
-# for the same plan, and must get the same one without paying twice.
-_planned: dict[tuple[str, ...], Plan] = {}
-
-
 def plan_for(res: Resources, request: StructuredRequest | str, columns: list[str], policy: Policy,
              input_path: Path) -> Plan:
     """The rules planner, or the configured model planner (AIRLOCK_PLANNER) with its repairs and fallback."""
@@ -75,13 +70,15 @@ def plan_for(res: Resources, request: StructuredRequest | str, columns: list[str
         return RulesPlanner().plan(request, columns, policy, res.registry)
     key = (request if isinstance(request, str) else request.model_dump_json(), ",".join(columns),
            policy.model_dump_json(), _catalog_key(res.registry), res.model.name)
-    if key not in _planned:
+    # Once per process and store: the CLI's preflight and the flow it starts must get the same plan
+    # without paying twice.
+    if key not in res.model_plans:
         planner = LLMPlanner(res.model, repairs=res.settings.llm_repairs)
         outcome, _ = plan_and_record(planner, res.store, res.settings.actor, request, columns, policy, res.registry,
                                      samples=read_sample(input_path))
         assert outcome.plan is not None
-        _planned[key] = outcome.plan
-    return ensure_plan_ok(_planned[key], res.registry)
+        res.model_plans[key] = outcome.plan
+    return ensure_plan_ok(res.model_plans[key], res.registry)
 
 
 def _catalog_key(registry: ToolRegistry) -> str:

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from airlock.execute import ToolCache
 from airlock.llm import ModelClient
 from airlock.llm.factory import build_client
+from airlock.plan import Plan
 from airlock.registry import ToolRegistry
 from airlock.settings import Settings
 from airlock.store import Store
@@ -26,6 +27,8 @@ class Resources:
     gx: GxRunner
     cache: ToolCache
     model: ModelClient | None = None  # None with AIRLOCK_PLANNER=rules: no model anywhere
+    # Requests the model planned in this process, so a CLI check and the flow it starts share one plan.
+    model_plans: dict[tuple[str, ...], Plan] = field(default_factory=dict)
 
 
 _lock = threading.Lock()
