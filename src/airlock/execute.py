@@ -106,30 +106,72 @@ def run_step(
     skip = failed_earlier(prior)
     key_field = plan.dataset.key
     accepted = {spec.name: frozenset(spec.input_model.model_fields) for spec in (primary, fallback) if spec}
+    if primary.batched:
+        _run_batched(primary, fallback, step, records, prior, skip, key_field, accepted, cache, result, sleep)
+        result.seconds = time.perf_counter() - started
+        return result
+    for record in records:
+        record_id = str(record[key_field])
+        if record_id in skip:
+            continue
+        payload = {name: resolve_binding(b, record, prior, record_id) for name, b in step.inputs.items()}
+        # Inline rather than through _one_record: this loop is the hot path of every run.
+        attempts: list[dict[str, Any]] = []
+        last: tuple[ToolSpec[Any, Any], BaseException] | None = None
+        for spec in (primary, fallback):
+            if spec is None:
+                continue
+            tool_input = {k: v for k, v in payload.items() if k in accepted[spec.name]}
+            try:
+                output = _call(spec, tool_input, step, cache, result, attempts, sleep)
+            except Exception as error:  # noqa: BLE001 - the record boundary: the failure is kept, the chunk goes on
+                last = (spec, error)
+                continue
+            result.outputs[record_id] = output
+            if spec is not primary:
+                result.fallbacks += 1
+            last = None
+            break
+        if last is not None:
+            failed_spec, failure = last
+            result.failures[record_id] = RecordFailure(
+                tool=failed_spec.name, spec_hash=failed_spec.spec_hash, error_type=type(failure).__name__,
+                error=str(failure)[:1000], retryable=is_retryable(failure), attempts=attempts, input=payload,
+            )
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _run_batched(
+    primary: ToolSpec[Any, Any],
+    fallback: ToolSpec[Any, Any] | None,
+    step: Step,
+    records: Sequence[Record],
+    prior: dict[str, StepResult],
+    skip: set[str],
+    key_field: str,
+    accepted: dict[str, frozenset[str]],
+    cache: ToolCache | None,
+    result: StepResult,
+    sleep: Callable[[float], None],
+) -> None:
+    """Many records per call (a model classifying a batch); a batch that fails after its retries goes
+    record by record to the fallback."""
     payloads: dict[str, dict[str, Any]] = {}
     bindings = step.inputs.items()
     for record in records:
         record_id = str(record[key_field])
         if record_id not in skip:
             payloads[record_id] = {name: resolve_binding(b, record, prior, record_id) for name, b in bindings}
-    if primary.batched:
-        # Many records per call (a model classifying a batch); a batch that fails after its retries
-        # goes record by record to the fallback.
-        size = primary.batch_size or max(len(payloads), 1)
-        ids = list(payloads)
-        for start in range(0, len(ids), size):
-            batch = ids[start:start + size]
-            failed = _call_batch(primary, [payloads[i] for i in batch], batch, accepted, step, result, sleep)
-            for record_id in batch:
-                if record_id in failed:
-                    _one_record(record_id, payloads[record_id], (fallback,), step, cache, result, accepted, sleep,
-                                earlier=failed[record_id])
-        result.seconds = time.perf_counter() - started
-        return result
-    for record_id, payload in payloads.items():
-        _one_record(record_id, payload, (primary, fallback), step, cache, result, accepted, sleep)
-    result.seconds = time.perf_counter() - started
-    return result
+    size = primary.batch_size or max(len(payloads), 1)
+    ids = list(payloads)
+    for start in range(0, len(ids), size):
+        batch = ids[start:start + size]
+        failed = _call_batch(primary, [payloads[i] for i in batch], batch, accepted, step, result, sleep)
+        for record_id in batch:
+            if record_id in failed:
+                _one_record(record_id, payloads[record_id], (fallback,), step, cache, result, accepted, sleep,
+                            earlier=failed[record_id])
 
 
 def _one_record(
