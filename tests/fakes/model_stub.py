@@ -62,6 +62,8 @@ class ModelStub:
         self.seen: list[Seen] = []
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
+        self.in_flight = 0
+        self.max_in_flight = 0
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -77,8 +79,13 @@ class ModelStub:
                 wire = "anthropic" if self.path.endswith("/messages") else "openai"
                 seen = Seen(wire, {k.lower(): v for k, v in self.headers.items()}, body)
                 reply = stub._next(seen)
+                with stub._lock:
+                    stub.in_flight += 1
+                    stub.max_in_flight = max(stub.max_in_flight, stub.in_flight)
                 if reply.delay:
                     time.sleep(reply.delay)
+                with stub._lock:
+                    stub.in_flight -= 1
                 payload = reply.body if reply.body is not None else json.dumps(stub._render(wire, reply, body))
                 try:
                     self.send_response(reply.status)

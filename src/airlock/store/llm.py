@@ -49,8 +49,10 @@ class LlmRepo(StoreBase):
                      .order_by(llm_usage.c.step_id))
         steps = []
         for row in self._rows(statement):
-            steps.append({k: (round(float(v), 6) if k == "cost_usd" else (int(v) if isinstance(v, (int, float))
-                                                                       else v)) for k, v in row.items()})
+            step = {k: (round(float(v), 6) if k == "cost_usd" else (int(v) if isinstance(v, (int, float)) else v))
+                    for k, v in row.items()}
+            step["cost_per_record_usd"] = round(step["cost_usd"] / step["records"], 8) if step["records"] else 0.0
+            steps.append(step)
         totals: dict[str, Any] = {key: sum(s[key] or 0 for s in steps) for key in ("calls", "records", *_TOKENS)}
         totals["cost_usd"] = round(sum(s["cost_usd"] or 0.0 for s in steps), 6)
         return {"totals": totals, "steps": steps}

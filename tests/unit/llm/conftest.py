@@ -30,6 +30,6 @@ def provider_for(wire: str, stub: ModelStub, *, timeout: float = 5.0, model: str
 
 
 def client_for(wire: str, stub: ModelStub, *, budget: BudgetLimits | None = None, sink: object = None,
-               timeout: float = 5.0) -> ModelClient:
+               timeout: float = 5.0, concurrency: int = 4) -> ModelClient:
     return ModelClient(provider_for(wire, stub, timeout=timeout), prices=PriceTable(), budget=budget,
-                       sink=sink, sleep=lambda _s: None)  # type: ignore[arg-type]
+                       sink=sink, concurrency=concurrency, sleep=lambda _s: None)  # type: ignore[arg-type]

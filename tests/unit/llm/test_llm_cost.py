@@ -138,3 +138,16 @@ def test_usage_rows_are_append_only(stub: ModelStub, store: Store, tmp_path: Pat
                                  unsupported=[], conversation=[], tokens=0, cost_usd=0.0)
     with pytest.raises(sa.exc.DBAPIError), store.engine.begin() as connection:
         connection.execute(sa.text("DELETE FROM plan_conversations"))
+
+
+def test_a_money_budget_counts_cost_and_is_per_run() -> None:
+    from airlock.llm.cost import RunBudgets
+
+    budgets = RunBudgets(BudgetLimits(usd=0.01), seed=lambda run_id: (0, 0.004 if run_id == "resumed" else 0.0))
+    budgets.charge("a", 5000, 0.009)
+    assert budgets.exhausted("a") is None
+    budgets.charge("a", 10, 0.002)
+    assert "budget of $0.0100 spent" in (budgets.exhausted("a") or "")
+    assert budgets.exhausted("b") is None
+    budgets.charge("resumed", 0, 0.006)
+    assert budgets.exhausted("resumed") is not None  # 0.004 already spent before this process

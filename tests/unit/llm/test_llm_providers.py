@@ -121,3 +121,14 @@ def test_the_budget_stops_paid_calls(wire: str, stub: ModelStub) -> None:
     assert len(stub.seen) == 1
     with metered("run-2"):  # budgets are per run
         client.complete(REQUEST, purpose="plan")
+
+
+def test_calls_in_flight_are_bounded_by_the_client(stub: ModelStub) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    stub.responder = lambda _seen: Reply(tool_calls=[("submit_plan", {"x": 1})], delay=0.2)
+    client = client_for("openai", stub, concurrency=2)
+    with ThreadPoolExecutor(6) as pool:
+        list(pool.map(lambda _n: client.complete(REQUEST, purpose="plan"), range(6)))
+    assert len(stub.seen) == 6
+    assert stub.max_in_flight <= 2
