@@ -45,7 +45,7 @@ def plan_request_fn(request: PlanRequestInput) -> PlannedRun:
     input_path = _resolve(project, request.input_path or playbook.input or "")
     columns = read_header(input_path)
     if playbook.plan is not None:
-        plan = ensure_plan_ok(playbook.plan, res.registry)
+        plan = _pinned_plan_ok(res, playbook.plan)
         missing = [c for c in plan.dataset.columns if c not in columns]
         if missing:
             raise InputDataError(f"{input_path}: missing column(s) {', '.join(missing)} that the pinned plan reads")
@@ -79,6 +79,14 @@ def plan_for(res: Resources, request: StructuredRequest | str, columns: list[str
         assert outcome.plan is not None
         res.model_plans[key] = outcome.plan
     return ensure_plan_ok(res.model_plans[key], res.registry)
+
+
+def _pinned_plan_ok(res: Resources, plan: Plan) -> Plan:
+    missing = [t for t in [*(s.tool for s in plan.steps), *(w.tool for w in plan.writes)] if t not in res.registry]
+    if missing and res.model is None:
+        raise ConfigError(f"the pinned plan uses {', '.join(sorted(set(missing)))}, which this registry lacks; "
+                          "model-backed tools are registered only when AIRLOCK_PLANNER names a model provider")
+    return ensure_plan_ok(plan, res.registry)
 
 
 def _catalog_key(registry: ToolRegistry) -> str:

@@ -162,3 +162,19 @@ def test_the_api_key_can_come_from_a_prefect_secret_block(prefect_backend: None)
 
     Secret(value="sk-from-block").save("airlock-test-llm-key", overwrite=True)
     assert read_secret("airlock-test-llm-key") == "sk-from-block"
+
+
+def test_a_pinned_model_plan_without_a_model_configured_is_one_clear_line(
+        airlock_env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from airlock.plan import DatasetSpec, Plan
+    from airlock.playbook import Playbook, dump_playbook
+    from tests.unit.llm.planning_helpers import COLUMNS
+
+    answer = good()
+    plan = Plan(request=FREE_TEXT, dataset=DatasetSpec(name="accounts", columns=COLUMNS), steps=answer["steps"],
+                proposes=answer["proposes"], writes=answer["writes"])
+    pinned = tmp_path / "pinned.yaml"
+    pinned.write_text(dump_playbook(Playbook(name="p", input=str(_input(tmp_path)), plan=plan, plan_hash=plan.hash)))
+    assert main(["run", str(pinned)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "classify_industry_llm" in err and "AIRLOCK_PLANNER" in err and "Traceback" not in err
