@@ -115,6 +115,8 @@ def test_a_plan_the_model_cannot_get_right_is_kept_as_a_planning_dead_letter(
     assert main(["plan", "--show", str(kept[0]["id"])]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["request"] == "make the CRM better"
+    assert main(["plan", "--list", "--status", "dead_letter"]) == 0
+    assert "make the CRM better" in capsys.readouterr().out
     assert [m["role"] for m in shown["conversation"]] == ["user", "assistant", "user", "assistant", "user",
                                                           "assistant"]
 

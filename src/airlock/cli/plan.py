@@ -10,11 +10,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.table import Table
 
 from airlock.cli.common import console, open_store, print_json, settings
 from airlock.errors import UserError
 from airlock.playbook import Playbook, dump_playbook
 from airlock.project import load_project_object
+from airlock.settings import Settings
 
 DEFAULT_INPUT = "data/accounts.csv"
 DEFAULT_POLICY = "playbooks/enrich_accounts.yaml"
@@ -28,12 +30,19 @@ def plan_command(
     policy_from: Annotated[str | None, typer.Option("--policy-from", help="playbook whose policy the plan takes")]
     = None,
     show: Annotated[int | None, typer.Option("--show", help="print a kept planning conversation (by id)")] = None,
+    list_kept: Annotated[bool, typer.Option("--list", help="list kept planning conversations, newest first")]
+    = False,
+    status: Annotated[str | None, typer.Option(help="with --list: accepted, repaired, fallback_rules, refused "
+                                                    "or dead_letter")] = None,
     force: Annotated[bool, typer.Option("--force", help="overwrite --out if it exists")] = False,
 ) -> None:
     """Plan a request in words with the configured model (AIRLOCK_PLANNER) and pin the checked plan."""
     config = settings()
     if show is not None:
         print_json(open_store(config).get_plan_conversation(show))
+        return
+    if list_kept:
+        _list(config, status)
         return
     if not request or not request.strip():
         raise UserError("say what to do: airlock plan \"fill in missing industries\" --out playbooks/NAME.yaml")
@@ -55,3 +64,14 @@ def plan_command(
     console.print(f"{planned.explanation}", soft_wrap=True, highlight=False)
     console.print(f"pinned plan {planned.plan.hash} -> {out} (planning conversation {planned.conversation_id}, "
                   f"{planned.tokens} tokens, ${planned.cost_usd:.6f})", soft_wrap=True, highlight=False)
+
+
+def _list(config: Settings, status: str | None) -> None:
+    kept = open_store(config).plan_conversations_for(status=status)
+    table = Table(title=f"{len(kept)} planning conversation(s)")
+    for column in ("id", "at", "status", "planner", "plan", "tokens", "cost USD", "request"):
+        table.add_column(column, overflow="fold")
+    for row in kept:
+        table.add_row(str(row["id"]), f"{row['at']:%Y-%m-%d %H:%M}", row["status"], row["planner"],
+                      row["plan_hash"] or "-", str(row["tokens"]), f"{row['cost_usd']:.6f}", row["request"][:80])
+    console.print(table)
