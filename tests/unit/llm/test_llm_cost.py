@@ -151,3 +151,15 @@ def test_a_money_budget_counts_cost_and_is_per_run() -> None:
     assert budgets.exhausted("b") is None
     budgets.charge("resumed", 0, 0.006)
     assert budgets.exhausted("resumed") is not None  # 0.004 already spent before this process
+
+
+def test_the_migration_goes_down_to_0001_and_up_again(store: Store) -> None:
+    from alembic import command
+
+    from airlock.store.db import _alembic_config, current_revision, upgrade
+
+    command.downgrade(_alembic_config(store.engine), "0001")
+    assert current_revision(store.engine) == "0001"
+    assert "llm_usage" not in sa.inspect(store.engine).get_table_names()
+    assert upgrade(store.engine) == "0002_llm"
+    assert {"llm_usage", "plan_conversations"} <= set(sa.inspect(store.engine).get_table_names())
