@@ -75,7 +75,7 @@ def plan_for(res: Resources, request: StructuredRequest | str, columns: list[str
     if key not in res.model_plans:
         planner = LLMPlanner(res.model, repairs=res.settings.llm_repairs)
         outcome, _ = plan_and_record(planner, res.store, res.settings.actor, request, columns, policy, res.registry,
-                                     samples=read_sample(input_path))
+                                     samples=read_sample(input_path), dataset=input_path.stem)
         assert outcome.plan is not None
         res.model_plans[key] = outcome.plan
     return ensure_plan_ok(res.model_plans[key], res.registry)
@@ -136,7 +136,8 @@ def plan_text(data: PlanTextInput) -> PlannedText:
         policy = load_playbook(_resolve(project, data.policy_playbook)).effective_policy
     planner = LLMPlanner(res.model, repairs=res.settings.llm_repairs)
     outcome, conversation_id = plan_and_record(planner, res.store, res.settings.actor, data.request, columns, policy,
-                                               res.registry, samples=read_sample(input_path))
+                                               res.registry, samples=read_sample(input_path),
+                                               dataset=input_path.stem)
     assert outcome.plan is not None
     return PlannedText(plan=outcome.plan, input_path=str(input_path), status=outcome.status,
                        unsupported=outcome.unsupported, explanation=outcome.explain(),

@@ -74,17 +74,18 @@ class LLMPlanner:
         self.fallback = fallback or RulesPlanner()
 
     def plan(self, request: StructuredRequest | str, columns: list[str], policy: Policy, registry: ToolRegistry,
-             *, samples: Sequence[dict[str, Any]] = ()) -> Plan:
-        outcome = self.plan_outcome(request, columns, policy, registry, samples=samples)
+             *, samples: Sequence[dict[str, Any]] = (), dataset: str | None = None) -> Plan:
+        outcome = self.plan_outcome(request, columns, policy, registry, samples=samples, dataset=dataset)
         if outcome.plan is None:
             raise PlanRejected([outcome.explain()])
         return outcome.plan
 
     def plan_outcome(self, request: StructuredRequest | str, columns: list[str], policy: Policy,
                      registry: ToolRegistry, *, samples: Sequence[dict[str, Any]] = (),
-                     key: str = "id") -> PlanOutcome:
+                     key: str = "id", dataset: str | None = None) -> PlanOutcome:
+        """``dataset`` names the data of a request in words (a structured request names its own)."""
         text = request.describe() if isinstance(request, StructuredRequest) else request
-        dataset = request.dataset if isinstance(request, StructuredRequest) else "records"
+        dataset = request.dataset if isinstance(request, StructuredRequest) else (dataset or "records")
         outcome = PlanOutcome(request=text, status="dead_letter", planner=self.client.name)
         messages = [Message("user", user_prompt(request, columns, key, samples, policy))]
         model_request = ModelRequest(
@@ -181,10 +182,10 @@ class ConversationLog(Protocol):
 
 def plan_and_record(planner: LLMPlanner, log: ConversationLog, actor: str, request: StructuredRequest | str,
                     columns: list[str], policy: Policy, registry: ToolRegistry,
-                    samples: Sequence[dict[str, Any]] = ()) -> tuple[PlanOutcome, int]:
+                    samples: Sequence[dict[str, Any]] = (), dataset: str | None = None) -> tuple[PlanOutcome, int]:
     """Plan, keep the conversation (whatever happened), and refuse clearly when there is no plan: the
     kept conversation is then the planning dead letter."""
-    outcome = planner.plan_outcome(request, columns, policy, registry, samples=samples)
+    outcome = planner.plan_outcome(request, columns, policy, registry, samples=samples, dataset=dataset)
     conversation_id = log.save_plan_conversation(
         actor=actor, request=outcome.request, planner=outcome.planner, status=outcome.status,
         plan_hash=outcome.plan.hash if outcome.plan else None, problems=outcome.problems,
