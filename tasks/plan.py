@@ -17,6 +17,7 @@ from airlock.planning.llm import LLMPlanner, plan_and_record
 from airlock.planning.rules import RulesPlanner
 from airlock.playbook import StructuredRequest, load_playbook
 from airlock.registry import ToolRegistry
+from airlock.retry import RetryPolicy
 from tasks.resources import Resources, resources
 
 
@@ -73,12 +74,18 @@ def plan_for(res: Resources, request: StructuredRequest | str, columns: list[str
     # Once per process and store: the CLI's preflight and the flow it starts must get the same plan
     # without paying twice.
     if key not in res.model_plans:
-        planner = LLMPlanner(res.model, repairs=res.settings.llm_repairs)
+        planner = _model_planner(res)
         outcome, _ = plan_and_record(planner, res.store, res.settings.actor, request, columns, policy, res.registry,
                                      samples=read_sample(input_path), dataset=input_path.stem)
         assert outcome.plan is not None
         res.model_plans[key] = outcome.plan
     return ensure_plan_ok(res.model_plans[key], res.registry)
+
+
+def _model_planner(res: Resources) -> LLMPlanner:
+    assert res.model is not None
+    retry = RetryPolicy(attempts=res.settings.llm_attempts, base_delay=0.5, max_delay=30.0)
+    return LLMPlanner(res.model, repairs=res.settings.llm_repairs, retry=retry)
 
 
 def _pinned_plan_ok(res: Resources, plan: Plan) -> Plan:
@@ -134,7 +141,7 @@ def plan_text(data: PlanTextInput) -> PlannedText:
     policy = Policy()
     if data.policy_playbook is not None:
         policy = load_playbook(_resolve(project, data.policy_playbook)).effective_policy
-    planner = LLMPlanner(res.model, repairs=res.settings.llm_repairs)
+    planner = _model_planner(res)
     outcome, conversation_id = plan_and_record(planner, res.store, res.settings.actor, data.request, columns, policy,
                                                res.registry, samples=read_sample(input_path),
                                                dataset=input_path.stem)

@@ -135,10 +135,6 @@ class ModelClient:
     def name(self) -> str:
         return f"{self.provider.name}:{self.provider.model}"
 
-    def budget_left(self) -> str | None:
-        """None while paid calls may go on; else why not."""
-        return self.budgets.exhausted(current_scope().run_id)
-
     def complete(self, request: ModelRequest, *, purpose: str, records: int = 0,
                  retry: RetryPolicy = NO_RETRY) -> ModelResponse:
         """One answer. Raises ``BudgetExhausted`` before the call when the run's budget is spent."""
