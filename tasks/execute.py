@@ -9,7 +9,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from airlock.execute import StepResult, run_step
-from airlock.llm import metered
+from airlock.llm import BudgetLimits, metered
 from airlock.plan import Plan
 from tasks.load import LEASE
 from tasks.resources import resources
@@ -23,7 +23,8 @@ def execute_step_fn(run_id: str, plan: Plan, step_id: str, chunk_no: int, record
     if stored is not None:
         return StepResult.from_bytes(stored)
     store.renew_lease(run_id, LEASE.total_seconds())
-    with metered(run_id, step_id, chunk_no):  # model calls are charged to this run, step and chunk
+    budget = BudgetLimits(tokens=plan.policy.budget_tokens, usd=plan.policy.budget_usd)
+    with metered(run_id, step_id, chunk_no, budget):  # model calls are charged to this run, step and chunk
         result = run_step(plan, plan.step(step_id), res.registry, records, prior, cache=res.cache)
     payload = result.to_bytes()
     stored = store.save_step_outcome(run_id, step_id, chunk_no, payload)

@@ -91,6 +91,9 @@ class DatasetSpec(BaseModel):
     columns: list[str]
 
 
+_LATER_POLICY_FIELDS = ("budget_tokens", "budget_usd")
+
+
 class Policy(BaseModel):
     """What needs a person. Fields added later must stay optional so older playbooks keep working."""
 
@@ -106,6 +109,18 @@ class Policy(BaseModel):
     four_eyes: bool = False
     chunk_size: int | None = Field(default=None, ge=1)
     review_timeout_seconds: float = Field(default=0, ge=0)
+    budget_tokens: int | None = Field(default=None, ge=0, description="per-run cap on model tokens (in+out)")
+    budget_usd: float | None = Field(default=None, ge=0, description="per-run cap on model spend, USD")
+
+    @model_serializer(mode="wrap")
+    def _omit_unset_later_fields(self, handler: Any) -> Any:
+        # Fields added after plans were first pinned are left out while unset, so the canonical form
+        # (and the hash) of every older plan stays what it was.
+        data = handler(self)
+        for name in _LATER_POLICY_FIELDS:
+            if isinstance(data, dict) and data.get(name) is None:
+                data.pop(name, None)
+        return data
 
 
 class Plan(BaseModel):

@@ -27,6 +27,7 @@ class CallScope:
     run_id: str | None = None
     step_id: str | None = None
     chunk_no: int | None = None
+    budget: BudgetLimits | None = None  # the plan's policy budget; None: the settings' budget
 
 
 _NO_SCOPE = CallScope()
@@ -38,9 +39,11 @@ def current_scope() -> CallScope:
 
 
 @contextmanager
-def metered(run_id: str | None, step_id: str | None = None, chunk_no: int | None = None) -> Iterator[None]:
-    """Attribute the model calls made inside to this run, step and chunk (and hold them to its budget)."""
-    token = _scope.set(CallScope(run_id, step_id, chunk_no))
+def metered(run_id: str | None, step_id: str | None = None, chunk_no: int | None = None,
+            budget: BudgetLimits | None = None) -> Iterator[None]:
+    """Attribute the model calls made inside to this run, step and chunk, and hold them to the run's
+    budget (``budget`` when given, else the client's)."""
+    token = _scope.set(CallScope(run_id, step_id, chunk_no, budget))
     try:
         yield
     finally:
@@ -139,7 +142,7 @@ class ModelClient:
                  retry: RetryPolicy = NO_RETRY) -> ModelResponse:
         """One answer. Raises ``BudgetExhausted`` before the call when the run's budget is spent."""
         scope = current_scope()
-        spent = self.budgets.exhausted(scope.run_id)
+        spent = self.budgets.exhausted(scope.run_id, scope.budget)
         if spent is not None:
             raise BudgetExhausted(f"no model call: the run's {spent}")
         outcome = RetryOutcome()

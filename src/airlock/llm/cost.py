@@ -72,16 +72,17 @@ class RunBudgets:
             self._spent[run_id] = [float(tokens), float(usd)]
         return self._spent[run_id]
 
-    def exhausted(self, run_id: str | None) -> str | None:
-        """Why the run may make no more paid calls, or None."""
-        if run_id is None or self.limits.unlimited:
+    def exhausted(self, run_id: str | None, limits: BudgetLimits | None = None) -> str | None:
+        """Why the run may make no more paid calls, or None. ``limits`` (a plan's) win over the defaults."""
+        limits = limits if limits is not None and not limits.unlimited else self.limits
+        if run_id is None or limits.unlimited:
             return None
         with self._lock:
             tokens, usd = self._entry(run_id)
-        if self.limits.tokens is not None and tokens >= self.limits.tokens:
-            return f"token budget of {self.limits.tokens} spent ({int(tokens)} used)"
-        if self.limits.usd is not None and usd >= self.limits.usd:
-            return f"budget of ${self.limits.usd:.4f} spent (${usd:.4f} used)"
+        if limits.tokens is not None and tokens >= limits.tokens:
+            return f"token budget of {limits.tokens} spent ({int(tokens)} used)"
+        if limits.usd is not None and usd >= limits.usd:
+            return f"budget of ${limits.usd:.4f} spent (${usd:.4f} used)"
         return None
 
     def charge(self, run_id: str | None, tokens: int, usd: float) -> None:

@@ -163,3 +163,21 @@ def test_the_migration_goes_down_to_0001_and_up_again(store: Store) -> None:
     assert "llm_usage" not in sa.inspect(store.engine).get_table_names()
     assert upgrade(store.engine) == "0002_llm"
     assert {"llm_usage", "plan_conversations"} <= set(sa.inspect(store.engine).get_table_names())
+
+
+def test_a_playbook_budget_wins_over_the_settings_and_leaves_older_plan_hashes_alone(
+        stub: ModelStub, store: Store, tmp_path: Path) -> None:
+    from airlock.playbook import load_playbook
+
+    pinned = load_playbook(Path(__file__).resolve().parents[3] / "playbooks" / "enrich_accounts.pinned.yaml")
+    assert pinned.plan is not None and "budget_tokens" not in pinned.plan.model_dump()["policy"]
+    policy = Policy(budget_tokens=1000)
+    assert Policy.model_validate(policy.model_dump()) == policy
+    stub.responder = labeller
+    client = client_for("anthropic", stub, sink=store, budget=BudgetLimits(tokens=1_000_000))
+    registry = registry_with(client, tmp_path, batch_size=2)
+    _new_run(store, "run-c", 6)
+    with metered("run-c", "industry", 0, BudgetLimits(tokens=policy.budget_tokens)):
+        result = run_step(_plan(), _plan().steps[0], registry, _records(6), {}, sleep=lambda _s: None)
+    assert len(stub.seen) == 1  # 1,600 tokens spent: the playbook's 1,000 is gone after one call
+    assert sum(BUDGET_FLAG in o["flags"] for o in result.outputs.values()) == 4
