@@ -86,3 +86,14 @@ def test_free_text_request_without_a_model_planner(airlock_env: Path, tmp_path: 
     playbook = tmp_path / "p.yaml"
     playbook.write_text("name: x\ninput: data/accounts.csv\nrequest: fill in missing phone numbers\n")
     _fails(["run", str(playbook)], capsys, 2, "needs a model planner")
+
+
+def test_mistyped_setting(airlock_env: Path, monkeypatch: pytest.MonkeyPatch,
+                          capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("AIRLOCK_PLANNER", "claude")
+    monkeypatch.setenv("AIRLOCK_CHUNK_SIZE", "lots")
+    _fails(["runs", "list"], capsys, 2, "bad setting: AIRLOCK_CHUNK_SIZE")
+    monkeypatch.delenv("AIRLOCK_CHUNK_SIZE")
+    _fails(["run", "playbooks/enrich_accounts.yaml"], capsys, 2, "AIRLOCK_PLANNER: Input should be 'rules'")
+    monkeypatch.delenv("AIRLOCK_PLANNER")
+    _no_runs()

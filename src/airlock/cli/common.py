@@ -6,8 +6,10 @@ import json
 import sys
 from typing import Any
 
+from pydantic import ValidationError
 from rich.console import Console
 
+from airlock.errors import ConfigError
 from airlock.settings import Settings
 from airlock.store import Store
 
@@ -16,7 +18,14 @@ console = Console(width=None if sys.stdout.isatty() else 160)
 
 
 def settings() -> Settings:
-    built = Settings()
+    try:
+        built = Settings()
+    except ValidationError as error:
+        # A mistyped environment variable is a person's mistake: name it, in one line.
+        problems = "; ".join(
+            f"AIRLOCK_{'_'.join(str(part) for part in e['loc']).upper()}: {e['msg']}" for e in error.errors()
+        )
+        raise ConfigError(f"bad setting: {problems}") from None
     built.prepare_environment()
     return built
 
