@@ -14,6 +14,7 @@ from airlock.settings import Settings
 from airlock.store import Store
 from airlock.validation import GxRunner
 from tools import build_registry
+from tools.tickets import TicketClient
 
 
 @dataclass
@@ -26,7 +27,7 @@ class Resources:
 
 
 _lock = threading.Lock()
-_built: dict[tuple[str, str, Path], Resources] = {}
+_built: dict[tuple[str, str, Path, str | None], Resources] = {}
 
 
 _settings: dict[tuple[tuple[str, str], ...], Settings] = {}
@@ -44,14 +45,15 @@ def current_settings() -> Settings:
 
 def resources() -> Resources:
     settings = current_settings()
-    key = (settings.store_url, settings.crm_database_url, settings.project_dir)
+    key = (settings.store_url, settings.crm_database_url, settings.project_dir, settings.tickets_url)
     with _lock:
         if key not in _built:
             settings.state_dir.mkdir(parents=True, exist_ok=True)
             _built[key] = Resources(
                 settings=settings,
                 store=Store.open(settings.store_url),
-                registry=build_registry(settings.project_dir, settings.crm_database_url),
+                registry=build_registry(settings.project_dir, settings.crm_database_url, TicketClient(
+                    settings.tickets_url, settings.http_allowed_hosts, timeout=settings.http_timeout)),
                 gx=GxRunner(),
                 cache=ToolCache(),
             )
