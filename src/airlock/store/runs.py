@@ -64,6 +64,24 @@ class RunsRepo(StoreBase):
         )
         return rows[0]["id"] if rows else None
 
+    def expired_runs(self) -> list[dict[str, Any]]:
+        """Runs that say they are active but whose lease ran out (or was never set): their process died."""
+        return self._rows(sa.select(runs.c.id, runs.c.status, runs.c.lease_expires_at, runs.c.playbook).where(
+            runs.c.status.in_(ACTIVE_STATUSES),
+            sa.or_(runs.c.lease_expires_at.is_(None), runs.c.lease_expires_at <= self.now()),
+        ))
+
+    def mark_crashed(self, run_id: str, error: str) -> bool:
+        """Mark one expired run crashed; False if it renewed its lease or finished meanwhile (so two
+        commands reaping at once report it once)."""
+        now = self.now()
+        with self.tx() as connection:
+            changed = connection.execute(runs.update().where(
+                runs.c.id == run_id, runs.c.status.in_(ACTIVE_STATUSES),
+                sa.or_(runs.c.lease_expires_at.is_(None), runs.c.lease_expires_at <= now),
+            ).values(status="crashed", error=error, updated_at=now, lease_expires_at=None)).rowcount
+        return bool(changed)
+
     def renew_lease(self, run_id: str, seconds: float) -> None:
         with self.tx() as connection:
             connection.execute(runs.update().where(runs.c.id == run_id).values(

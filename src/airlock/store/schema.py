@@ -36,6 +36,7 @@ runs = sa.Table(
     sa.Column("lease_expires_at", UTCDateTime),
     sa.Column("report", sa.JSON),
     sa.Column("error", sa.Text),
+    sa.Index("ix_runs_status_lease", "status", "lease_expires_at"),
 )
 
 plans = sa.Table(
@@ -123,6 +124,11 @@ effects = sa.Table(
     sa.Column("error", sa.Text),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
+    # What an applied write replaced, kept so that it can be compensated (0004).
+    sa.Column("before_image", sa.JSON),
+    # A compensation's row names the key it undoes; a redo after a compensation names the key it replaces.
+    sa.Column("compensates", sa.String(64)),
+    sa.Column("supersedes", sa.String(64)),
     sa.Index("ix_effects_run", "run_id", "status"),
 )
 
