@@ -10,7 +10,6 @@ from prefect.cache_policies import NO_CACHE
 
 from airlock.execute import StepResult, run_step
 from airlock.plan import Plan
-from tasks.load import LEASE
 from tasks.resources import resources
 
 
@@ -21,7 +20,7 @@ def execute_step_fn(run_id: str, plan: Plan, step_id: str, chunk_no: int, record
     stored = store.get_step_outcome(run_id, step_id, chunk_no)
     if stored is not None:
         return StepResult.from_bytes(stored)
-    store.renew_lease(run_id, LEASE.total_seconds())
+    store.renew_lease(run_id, res.settings.lease_seconds)
     result = run_step(plan, plan.step(step_id), res.registry, records, prior, cache=res.cache)
     payload = result.to_bytes()
     stored = store.save_step_outcome(run_id, step_id, chunk_no, payload)

@@ -30,8 +30,15 @@ class Settings(BaseSettings):
     webhooks: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="comma-separated Slack-compatible webhook URLs (reviews, crashes)")
     review_url: str = Field(default="http://127.0.0.1:8765", description="the review page's address, used in notices")
+    # Recovery and the second business system (issue 5).
+    tickets_url: str | None = Field(default=None, description="the ticketing service; default: the CLI starts one")
+    http_allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["127.0.0.1", "localhost"], description="hosts REST tools may call")
+    http_timeout: float = Field(default=5.0, gt=0, description="seconds before a REST call gives up")
+    lease_seconds: float = Field(default=600.0, gt=0, description="a run not renewing its lease this long is crashed")
+    dlq_alert_threshold: int = Field(default=50, ge=1, description="notify when open dead letters reach this")
 
-    @field_validator("webhooks", mode="before")
+    @field_validator("webhooks", "http_allowed_hosts", mode="before")
     @classmethod
     def _split_urls(cls, value: object) -> object:
         if isinstance(value, str):

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any
 
 from rich.console import Console
 
+from airlock.notify import notifier_for
+from airlock.project import load_project_object
+from airlock.recovery import reap
 from airlock.settings import Settings
 from airlock.store import Store
+
+TICKETS_SERVICE = "systems/tickets.py:start_local"
 
 # Rich falls back to 80 columns when output is not a terminal (a pipe, a log); tables need more.
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -18,11 +24,36 @@ console = Console(width=None if sys.stdout.isatty() else 160)
 def settings() -> Settings:
     built = Settings()
     built.prepare_environment()
-    return built
+    return with_business_systems(built)
 
 
-def open_store(config: Settings) -> Store:
-    return Store.open(config.store_url)
+def with_business_systems(config: Settings) -> Settings:
+    """Without AIRLOCK_TICKETS_URL, the project's demo ticketing service (systems/tickets.py) is
+    started in this process, so the demo stays one command; a real service is named by the setting."""
+    if config.tickets_url or not (config.project_dir / TICKETS_SERVICE.partition(":")[0]).is_file():
+        return config
+    start = load_project_object(config.project_dir, TICKETS_SERVICE)
+    # The flow's tasks read settings from the environment: this is where the URL reaches them.
+    os.environ["AIRLOCK_TICKETS_URL"] = start(config.state_dir / "tickets.db")
+    return Settings()
+
+
+def open_store(config: Settings, *, reap_crashed: bool = True) -> Store:
+    """The store, schema-checked; runs whose process died (expired lease) are marked crashed first, so
+    no command ever shows a dead run as running."""
+    store = Store.open(config.store_url)
+    if reap_crashed:
+        reap_runs(store, config)
+    return store
+
+
+def reap_runs(store: Store, config: Settings) -> list[dict[str, Any]]:
+    notifier = notifier_for(config.webhooks)
+    crashed = reap(store, notifier, actor=config.actor, review_url=config.review_url)
+    flush = getattr(notifier, "flush", None)
+    if crashed and flush is not None:
+        flush(timeout=10)
+    return crashed
 
 
 def print_json(value: Any) -> None:
