@@ -14,8 +14,8 @@ header the way payment APIs do:
 
 ``faults`` (a ``Faults`` object the caller owns) lets tests and the demo inject failures at this edge:
 answers of 429/503 with retry-after before the real work, a delay after a ticket is applied (so a
-client times out although the server did the work), accounts refused with 422, and a hook called on
-every request.
+client times out although the server did the work), accounts refused with 422, and hooks called
+when a request arrives and after it was applied (a hook that raises drops the connection unanswered).
 """
 
 from __future__ import annotations
@@ -63,7 +63,8 @@ class Faults:
     delay_after_apply: float = 0.0  # seconds to sleep after applying, before answering
     delay_times: int = 0  # how many requests get that delay
     refuse_accounts: set[str] = field(default_factory=set)  # answered 422, every time
-    on_request: Callable[[str, dict[str, Any]], None] | None = None
+    on_request: Callable[[str, dict[str, Any]], None] | None = None  # may raise: the request is dropped unapplied
+    after_apply: Callable[[str, dict[str, Any]], None] | None = None  # may raise: applied, never answered
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def next_answer(self) -> tuple[int, float | None] | None:
@@ -157,6 +158,12 @@ class TicketStore:
                                (ticket_id,)).fetchone()
         return dict(zip(("id", "account_id", "kind", "subject", "status"), row, strict=True))
 
+    def count_created(self) -> int:
+        """Keys whose request opened a ticket (201): with no duplicates, one per ticket."""
+        with self._lock:
+            row = self._db.execute("SELECT count(*) FROM idempotency_keys WHERE status_code = 201").fetchone()
+            return int(row[0])
+
     def tickets(self, account_id: str | None = None) -> list[dict[str, Any]]:
         with self._lock:
             query = "SELECT id FROM tickets" + (" WHERE account_id = ?" if account_id else "") + " ORDER BY id"
@@ -168,14 +175,20 @@ def _request_hash(method: str, body: dict[str, Any]) -> str:
     return hashlib.sha256(f"{method}\x1f{json.dumps(body, sort_keys=True)}".encode()).hexdigest()
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        return None  # a dropped connection (or an injected fault): the client sees it, the log need not
+
+
 class TicketService:
     """The service on 127.0.0.1:``port`` (0: a free port), serving from a thread."""
 
     def __init__(self, db_path: str | Path, *, port: int = 0, faults: Faults | None = None) -> None:
         self.store = TicketStore(str(db_path))
         self.faults = faults or Faults()
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler_for(self))
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", port), _handler_for(self))
         self.port: int = self._server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self._thread = threading.Thread(target=self._server.serve_forever, name="tickets", daemon=True)
@@ -253,6 +266,8 @@ def _handler_for(service: TicketService) -> type[BaseHTTPRequestHandler]:
                 self._answer(422, {"error": f"account {body['account_id']} cannot take tickets"})
                 return
             code, answer = service.store.open_ticket(key, _request_hash("POST", body), body)
+            if service.faults.after_apply is not None:
+                service.faults.after_apply(key, body)
             delay = service.faults.take_delay()
             if delay:
                 time.sleep(delay)  # applied, but the client may give up first: an unknown outcome

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 metadata = sa.MetaData()
 
 UTCDateTime = sa.DateTime(timezone=True)
+LIVE_RUN = "status IN ('running', 'waiting_review') AND dry_run = false"
 
 runs = sa.Table(
     "runs", metadata,
@@ -37,6 +38,10 @@ runs = sa.Table(
     sa.Column("report", sa.JSON),
     sa.Column("error", sa.Text),
     sa.Index("ix_runs_status_lease", "status", "lease_expires_at"),
+    # One live run per plan and input, enforced by the database so two submissions at once cannot
+    # both start (0004).
+    sa.Index("uq_runs_live", "plan_hash", "input_hash", unique=True,
+             sqlite_where=sa.text(LIVE_RUN), postgresql_where=sa.text(LIVE_RUN)),
 )
 
 plans = sa.Table(

@@ -21,9 +21,14 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("supersedes", sa.String(length=64), nullable=True))
     with op.batch_alter_table("runs", schema=None) as batch_op:
         batch_op.create_index("ix_runs_status_lease", ["status", "lease_expires_at"], unique=False)
+    # One live run per plan and input, so two submissions at once cannot both start.
+    live = sa.text("status IN ('running', 'waiting_review') AND dry_run = false")
+    op.create_index("uq_runs_live", "runs", ["plan_hash", "input_hash"], unique=True,
+                    sqlite_where=live, postgresql_where=live)
 
 
 def downgrade() -> None:
+    op.drop_index("uq_runs_live", table_name="runs")
     with op.batch_alter_table("runs", schema=None) as batch_op:
         batch_op.drop_index("ix_runs_status_lease")
     with op.batch_alter_table("effects", schema=None) as batch_op:
