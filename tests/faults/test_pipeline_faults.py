@@ -60,14 +60,14 @@ def test_7_a_dead_letter_replayed_twice_at_once_writes_once(
     prefect_backend: None, backend: str, tickets_service: TicketService, tmp_path: Path,
 ) -> None:
     rows = sample_accounts(30, start=560)
-    state, report = run_flow(write_accounts(tmp_path / "in.csv", rows), review_timeout=0)
+    run_flow(write_accounts(tmp_path / "in.csv", rows), review_timeout=0)
     ticketed = [t["account_id"] for t in tickets_service.store.tickets()]
     assert ticketed, "the sample must need tickets for this case to mean anything"
     # A second run over other records: the ticketing service refuses one account; its CRM update is
     # compensated and it becomes a dead letter.
     more = sample_accounts(60, start=590)
     tickets_service.faults.refuse_accounts = {r["id"] for r in more}
-    state, report = run_flow(write_accounts(tmp_path / "more.csv", more), review_timeout=0)
+    _, report = run_flow(write_accounts(tmp_path / "more.csv", more), review_timeout=0)
     letters = [d for d in deadletter.list_letters(store(), run_id=report["run_id"]) if d["stage"] == "commit"]
     assert letters, "some record of the second input must need a ticket"
     check_run(report["run_id"], 60, tickets_service)
@@ -170,7 +170,7 @@ def test_11_a_poison_record_dead_letters_alone(
 def test_12_a_tool_changed_between_the_failure_and_the_replay(
     prefect_backend: None, backend: str, tickets_service: TicketService, tmp_path: Path,
 ) -> None:
-    source, poison = _poisoned(tmp_path, 30, 780)
+    source, _ = _poisoned(tmp_path, 30, 780)
     _, report = run_flow(source, review_timeout=0)
     [letter] = deadletter.list_letters(store(), run_id=report["run_id"])
     copy = project_copy(tmp_path)
