@@ -5,6 +5,7 @@ tool changed between the failure and the replay (12)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 
 from airlock import deadletter
+from airlock.cli import main
 from airlock.errors import StateConflict
 from systems.tickets import TicketService
 from tests.conftest import PROJECT, sample_accounts, write_accounts
@@ -155,6 +157,7 @@ def test_9_a_review_nobody_answers_times_out_and_writes_nothing_flagged(
 
 def test_11_a_poison_record_dead_letters_alone(
     prefect_backend: None, backend: str, tickets_service: TicketService, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     source, poison = _poisoned(tmp_path, 30, 740)
     state, report = run_flow(source, review_timeout=0)
@@ -165,6 +168,23 @@ def test_11_a_poison_record_dead_letters_alone(
     assert report["counts"]["written"] > 10  # the rest of its chunk went on
     [letter] = deadletter.list_letters(store(), run_id=report["run_id"])
     assert letter["record_ids"] == [poison] and letter["step_id"] == "normalize_phone" and letter["attempts"]
+    # The operator's view: filter, show everything, and give up on it with a reason.
+    capsys.readouterr()
+    run = report["run_id"][:8]
+    assert main(["dlq", "list", "--run", run, "--step", "normalize_phone", "--error-type", "ToolInputError",
+                 "--json"]) == 0
+    assert [d["id"] for d in json.loads(capsys.readouterr().out)] == [letter["id"]]
+    assert main(["dlq", "list", "--run", run, "--error-type", "TimeoutError", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+    assert main(["dlq", "show", str(letter["id"])]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["payload"]["input"]["phone"] == "5" * 5000 and shown["error"] and shown["attempts"]
+    assert main(["dlq", "discard", str(letter["id"])]) == 2  # a reason is required
+    assert main(["dlq", "discard", str(letter["id"]), "--reason", "bad source data, fixed upstream"]) == 0
+    shown = deadletter.show(store(), letter["id"])
+    assert shown["status"] == "discarded" and [h["kind"] for h in shown["history"]] == ["deadletter.discarded"]
+    after = check_run(report["run_id"], 30, tickets_service)
+    assert {r["id"]: r["outcome"] for r in after["records"]}[poison] == "dead_lettered"
 
 
 def test_12_a_tool_changed_between_the_failure_and_the_replay(
