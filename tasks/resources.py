@@ -13,6 +13,7 @@ from airlock.registry import ToolRegistry
 from airlock.settings import Settings
 from airlock.store import Store
 from airlock.validation import GxRunner
+from systems.tickets import start_local
 from tools import build_registry
 from tools.tickets import TicketClient
 
@@ -53,8 +54,14 @@ def resources() -> Resources:
                 settings=settings,
                 store=Store.open(settings.store_url),
                 registry=build_registry(settings.project_dir, settings.crm_database_url, TicketClient(
-                    settings.tickets_url, settings.http_allowed_hosts, timeout=settings.http_timeout)),
+                    _tickets_url(settings), settings.http_allowed_hosts, timeout=settings.http_timeout)),
                 gx=GxRunner(),
                 cache=ToolCache(),
             )
         return _built[key]
+
+
+def _tickets_url(settings: Settings) -> str:
+    """The ticketing service named by AIRLOCK_TICKETS_URL or, without one, the demo service started in
+    this process on its SQLite file in the state folder (the demo and a local worker need no set-up)."""
+    return settings.tickets_url or start_local(settings.state_dir / "tickets.db")

@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from typing import Any
 
 from rich.console import Console
 
 from airlock.notify import notifier_for
-from airlock.project import load_project_object
 from airlock.recovery import reap
 from airlock.settings import Settings
 from airlock.store import Store
-
-TICKETS_SERVICE = "systems/tickets.py:start_local"
 
 # Rich falls back to 80 columns when output is not a terminal (a pipe, a log); tables need more.
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -24,18 +20,7 @@ console = Console(width=None if sys.stdout.isatty() else 160)
 def settings() -> Settings:
     built = Settings()
     built.prepare_environment()
-    return with_business_systems(built)
-
-
-def with_business_systems(config: Settings) -> Settings:
-    """Without AIRLOCK_TICKETS_URL, the project's demo ticketing service (systems/tickets.py) is
-    started in this process, so the demo stays one command; a real service is named by the setting."""
-    if config.tickets_url or not (config.project_dir / TICKETS_SERVICE.partition(":")[0]).is_file():
-        return config
-    start = load_project_object(config.project_dir, TICKETS_SERVICE)
-    # The flow's tasks read settings from the environment: this is where the URL reaches them.
-    os.environ["AIRLOCK_TICKETS_URL"] = start(config.state_dir / "tickets.db")
-    return Settings()
+    return built
 
 
 def open_store(config: Settings, *, reap_crashed: bool = True) -> Store:
