@@ -47,7 +47,8 @@ def webhook(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, Any]]]:
 
 
 def _kill_then_resume(source: Path, service: TicketService, killed: threading.Event, target: list[int],
-                      webhook: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+                      webhook: list[dict[str, Any]], capsys: pytest.CaptureFixture[str],
+                      shown_before: list[str]) -> tuple[str, dict[str, Any]]:
     worker = start_worker(["run", "playbooks/enrich_accounts.yaml", "--input", str(source), "--review-timeout", "0"],
                           AIRLOCK_LEASE_SECONDS="3")
     target.append(worker.pid)  # the hooks kill this process when the run reaches them
@@ -63,8 +64,14 @@ def _kill_then_resume(source: Path, service: TicketService, killed: threading.Ev
     run = only_run()
     assert run["status"] == "running"  # what a killed process leaves: visible, and reaped below
     before = {e["idempotency_key"]: e for e in store().effects_for(run["id"])}
+    capsys.readouterr()
+    assert main(["runs", "show", run["id"][:8]]) == 0
+    shown_before.append(" ".join(capsys.readouterr().out.split()))
+    assert "writes with an unknown outcome" in shown_before[-1]
     outcomes_before = store().progress(run["id"])
-    wait_for(lambda: store().get_run(run["id"])["lease_expires_at"] < store().now(), "the lease to run out")
+    # (`runs show` above may already have reaped it: every command does.)
+    wait_for(lambda: store().get_run(run["id"])["lease_expires_at"] is None
+             or store().get_run(run["id"])["lease_expires_at"] < store().now(), "the lease to run out")
     assert main(["runs", "reap"]) == 0
     assert store().get_run(run["id"])["status"] == "crashed"
     assert [n["airlock"]["event"] for n in webhook] == ["run.crashed"]
@@ -81,7 +88,8 @@ def _kill_then_resume(source: Path, service: TicketService, killed: threading.Ev
 
 
 def test_1_sigkill_before_a_write(prefect_backend: None, backend: str, tickets_service: TicketService,
-                                  tmp_path: Path, webhook: list[dict[str, Any]]) -> None:
+                                  tmp_path: Path, webhook: list[dict[str, Any]],
+                                  capsys: pytest.CaptureFixture[str]) -> None:
     killed, target = threading.Event(), []
 
     def kill_before_applying(_request: str, _body: dict[str, Any]) -> None:
@@ -92,14 +100,14 @@ def test_1_sigkill_before_a_write(prefect_backend: None, backend: str, tickets_s
 
     tickets_service.faults.on_request = kill_before_applying
     source = write_accounts(tmp_path / "in.csv", sample_accounts(40, start=400))
-    run_id, before = _kill_then_resume(source, tickets_service, killed, target, webhook)
+    run_id, before = _kill_then_resume(source, tickets_service, killed, target, webhook, capsys, [])
     check_run(run_id, 40, tickets_service)
     assert not [e for e in before.values() if e["target"] == "tickets" and e["status"] == "applied"]
 
 
 def test_2_sigkill_after_the_write_and_before_its_outcome_was_recorded(
     prefect_backend: None, backend: str, tickets_service: TicketService, tmp_path: Path,
-    webhook: list[dict[str, Any]],
+    webhook: list[dict[str, Any]], capsys: pytest.CaptureFixture[str],
 ) -> None:
     killed, target = threading.Event(), []
     applied: list[str] = []
@@ -113,8 +121,11 @@ def test_2_sigkill_after_the_write_and_before_its_outcome_was_recorded(
 
     tickets_service.faults.after_apply = kill_after_applying
     source = write_accounts(tmp_path / "in.csv", sample_accounts(40, start=440))
-    run_id, before = _kill_then_resume(source, tickets_service, killed, target, webhook)
-    # The ledger had the intent, not the outcome; the resume sent the same key and got the ticket back.
+    shown_before: list[str] = []
+    run_id, before = _kill_then_resume(source, tickets_service, killed, target, webhook, capsys, shown_before)
+    # The ledger had the intent, not the outcome (`runs show` listed it before the resume); the resume
+    # sent the same key and got the ticket back.
+    assert "to tickets" in shown_before[0]
     [key] = applied
     assert before[key]["status"] == "intent"
     assert store().existing_effects([key])[key]["status"] == "duplicate"

@@ -17,7 +17,7 @@ from airlock.cli import main
 from airlock.errors import StateConflict
 from systems.tickets import TicketService
 from tests.conftest import PROJECT, sample_accounts, write_accounts
-from tests.faults.conftest import check_run, only_run, project_copy, run_worker, start_worker
+from tests.faults.conftest import check_run, only_run, project_copy, run_worker, start_worker, wait_for
 from tests.integration.flow_helpers import crm, run_flow, store
 
 pytestmark = pytest.mark.slow
@@ -44,8 +44,20 @@ def test_6_the_same_plan_and_records_submitted_twice_at_once(
     source = write_accounts(tmp_path / "in.csv", sample_accounts(30, start=520))
     store()  # the store exists before both arrive (creating an empty store is not what this case races)
     args = ["run", PLAYBOOK, "--input", str(source), "--review-timeout", "0"]
+    # Whichever pins the run first is held at its first ticket write (alive, holding its lease) until
+    # the other submission has ended, so the two overlap however the machine schedules them.
+    release, reached = threading.Event(), threading.Event()
+
+    def hold(_request: str, _body: dict[str, Any]) -> None:
+        reached.set()
+        release.wait(300)
+
+    tickets_service.faults.on_request = hold
     workers = [start_worker(args), start_worker(args)]
+    wait_for(lambda: any(w.poll() is not None for w in workers), "one of the submissions to end", 300)
+    release.set()
     results = [(w.wait(300), w.communicate()) for w in workers]
+    assert reached.is_set()  # the run that went ahead did reach its ticket writes
     codes = sorted(code for code, _ in results)
     assert codes == [0, 2], results
     run = only_run()  # the refused submission created nothing

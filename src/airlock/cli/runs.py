@@ -52,6 +52,18 @@ def show_command(run_id: Annotated[str, typer.Argument(help="run id or a unique 
     console.print(f"status {run['status']}, started {run['started_at']:%Y-%m-%d %H:%M:%S} by {run['started_by']}, "
                   f"input {run['input_path']}")
     show_summary(report)
+    # Writes sent (or about to be) whose outcome the ledger never heard: what a crash leaves. A resume
+    # sends them again with the same keys, and the systems answer "already done" where they were.
+    doubt = [e for e in store.effects_for(run["id"]) if e["status"] in ("intent", "unknown")]
+    if doubt:
+        by_target: dict[str, int] = {}
+        for effect in doubt:
+            by_target[effect["target"]] = by_target.get(effect["target"], 0) + 1
+        listed = ", ".join(f"{n} to {target}" for target, n in sorted(by_target.items()))
+        console.print(f"[yellow]writes with an unknown outcome: {listed}[/yellow]; settle them with "
+                      f"'airlock runs resume {run['id'][:8]}'", soft_wrap=True)
+    if run["error"]:
+        console.print(f"last error: {run['error']}", soft_wrap=True)
 
 
 @app.command("reap")
