@@ -4,6 +4,8 @@ Revision ID: 0004_recovery
 Revises: 0001
 Create Date: 2026-11-27 18:00:00
 """
+from datetime import UTC, datetime
+
 from alembic import op
 import sqlalchemy as sa
 
@@ -21,6 +23,14 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("supersedes", sa.String(length=64), nullable=True))
     with op.batch_alter_table("runs", schema=None) as batch_op:
         batch_op.create_index("ix_runs_status_lease", ["status", "lease_expires_at"], unique=False)
+    # Runs left "running" by a process that died before this version could say so are crashed; two
+    # of them over the same plan and input would otherwise stop the unique index below.
+    runs = sa.table("runs", sa.column("status", sa.String), sa.column("error", sa.Text),
+                    sa.column("lease_expires_at", sa.DateTime(timezone=True)))
+    op.execute(runs.update().where(
+        runs.c.status.in_(["running", "waiting_review"]),
+        sa.or_(runs.c.lease_expires_at.is_(None), runs.c.lease_expires_at < datetime.now(UTC)),
+    ).values(status="crashed", error="crashed: its lease had run out when the store was upgraded (0004)"))
     # One live run per plan and input, so two submissions at once cannot both start.
     live = sa.text("status IN ('running', 'waiting_review') AND dry_run = false")
     op.create_index("uq_runs_live", "runs", ["plan_hash", "input_hash"], unique=True,
