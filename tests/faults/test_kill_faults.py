@@ -4,12 +4,9 @@ the webhooks are told), then resumed on its pinned plan and snapshot without rep
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -22,28 +19,6 @@ from tests.faults.conftest import check_run, only_run, start_worker, wait_for
 from tests.integration.flow_helpers import store
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def webhook(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, Any]]]:
-    """A stub chat webhook that keeps what it receives."""
-    received: list[dict[str, Any]] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            received.append(json.loads(self.rfile.read(int(self.headers["content-length"]))))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    monkeypatch.setenv("AIRLOCK_WEBHOOKS", f"http://127.0.0.1:{server.server_address[1]}/hook")
-    yield received
-    server.shutdown()
-    server.server_close()
 
 
 def _kill_then_resume(source: Path, service: TicketService, killed: threading.Event, target: list[int],

@@ -169,10 +169,14 @@ def test_9_a_review_nobody_answers_times_out_and_writes_nothing_flagged(
 
 def test_11_a_poison_record_dead_letters_alone(
     prefect_backend: None, backend: str, tickets_service: TicketService, tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], webhook: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setenv("AIRLOCK_DLQ_ALERT_THRESHOLD", "1")
     source, poison = _poisoned(tmp_path, 30, 740)
     state, report = run_flow(source, review_timeout=0)
+    # Operators are told: the queue reached its threshold with this run's letter.
+    wait_for(lambda: bool(webhook), "the dead-letter notice")
+    assert [n["airlock"]["event"] for n in webhook] == ["deadletters.growing"]
     assert state.is_completed(), state
     report = check_run(report["run_id"], 30, tickets_service)
     outcomes = {r["id"]: r["outcome"] for r in report["records"]}
