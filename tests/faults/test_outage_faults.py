@@ -86,6 +86,10 @@ def test_5_postgresql_unreachable_for_30_seconds_mid_run_loses_nothing(
     report = check_run(run_id, 40, tickets_service)
     assert report["counts"]["dead_lettered"] == 0
     assert store().get_run(run_id)["status"] == "completed"
+    # The ticket opened as the database went away had no recorded outcome; the recovery sent its key
+    # again and the service answered with the ticket it had opened.
+    ticket_effects = [e for e in store().effects_for(run_id) if e["target"] == "tickets"]
+    assert any(e["status"] == "duplicate" for e in ticket_effects)
 
 
 def test_10_a_compensation_that_fails_goes_to_the_dead_letter_queue(
