@@ -91,7 +91,7 @@ def run(records: int, latency: float, tpm: int, batch: int, concurrency: int, wo
         # Paced a little under the provider's quota, as AIRLOCK_LLM_TOKENS_PER_MINUTE would be set.
         client = ModelClient(provider, prices=PriceTable(), concurrency=concurrency,
                              tokens_per_minute=int(tpm * pace) if pace else None)
-        registry = build_registry(PROJECT, "sqlite:///:memory:", client, batch)
+        registry = build_registry(PROJECT, "sqlite:///:memory:", model=client, model_batch_size=batch)
         data = _records(records)
         columns = list(data[0])
         plan = Plan(request="bench", dataset=DatasetSpec(name="accounts", columns=columns),

@@ -9,6 +9,7 @@ from prefect import flow
 
 from airlock.errors import StateConflict
 from airlock.execute import StepResult
+from airlock.ledger import retry_compensation
 from airlock.plan import Plan
 from tasks.commit import commit_chunk_fn
 from tasks.execute import execute_step_fn
@@ -45,6 +46,15 @@ def replay_letter(letter: dict[str, Any], actor: str, reason: str, allow_changed
             f"dead letter {letter['id']}: tool(s) {', '.join(changed)} changed since run {run['id'][:8]} ran; "
             "replaying would mix old and new code. Replay with --allow-changed-tools to run the new code"
         )
+    if letter["stage"] == "compensate":
+        # Undo what a failed multi-system update left behind: only the compensation is called again.
+        outcome = retry_compensation(store, res.registry, run["id"], letter["payload"], actor)
+        result = {"records": 1, "written": {}, "review": 0, "rejected": 0, "failed_again": 0,
+                  "changed_tools": changed, "compensation": outcome}
+        store.resolve_dead_letter(letter["id"], "replayed", actor=actor, resolution=f"{reason} -> {result}")
+        store.audit("deadletter.replayed", actor=actor, run_id=run["id"], subject=str(letter["id"]),
+                    data={"reason": reason, **result})
+        return result
     settled = {p["record_id"]: p["outcome"] for p in store.proposals_for(run["id"], letter["record_ids"])}
     records = [r for r in store.records_by_id(run["id"], letter["record_ids"])
                if settled.get(str(r["id"])) in (None, "dead_lettered")]
@@ -54,7 +64,7 @@ def replay_letter(letter: dict[str, Any], actor: str, reason: str, allow_changed
     for step in plan.execution_order():
         results[step.id] = execute_step_fn(run["id"], plan, step.id, pseudo_chunk, records, dict(results))
     verdicts = validate_chunk_fn(run["id"], plan, pseudo_chunk, records, results)
-    summary = commit_chunk_fn(run["id"], plan, verdicts, bool(run["dry_run"]), actor)
+    summary = commit_chunk_fn(run["id"], plan, verdicts, bool(run["dry_run"]), actor, retry_refused=True)
     result = {"records": len(records), "written": summary.outcomes, "review": len(verdicts.review),
               "rejected": len(verdicts.rejected), "failed_again": len(verdicts.dead_lettered),
               "changed_tools": changed}

@@ -218,6 +218,13 @@ class CrmDatabase:
         A key already recorded (earlier or in this batch) is ``duplicate`` and changes nothing.
         Otherwise values equal to the stored ones are ``unchanged``, different ones (or a missing
         account, which is inserted) ``applied``; both record the key, in the same transaction."""
+        return [status for status, _ in self.apply_updates_with_before(updates)]
+
+    def apply_updates_with_before(
+        self, updates: Sequence[AccountChange]
+    ) -> list[tuple[WriteStatus, dict[str, str | None] | None]]:
+        """``apply_updates``, with the enriched values each applied update replaced (its before-image,
+        read in the same transaction), so that a compensation can put them back."""
         if not updates:
             return []
         self._ensure_schema()
@@ -228,19 +235,21 @@ class CrmDatabase:
             )
             current = self._current_values(connection, list(dict.fromkeys(u.account_id for u in updates)))
             in_db = set(current)
-            statuses: list[WriteStatus] = []
+            statuses: list[tuple[WriteStatus, dict[str, str | None] | None]] = []
             changed: dict[str, dict[str, str | None]] = {}
             keys: list[dict[str, Any]] = []
             for change in updates:
                 if change.idempotency_key in done:
-                    statuses.append("duplicate")
+                    statuses.append(("duplicate", None))
                     continue
                 done.add(change.idempotency_key)
                 values = change.values()
-                if current.get(change.account_id) == values:
-                    statuses.append("unchanged")
+                before = current.get(change.account_id)
+                if before == values:
+                    statuses.append(("unchanged", None))
                 else:
-                    statuses.append("applied")
+                    statuses.append(("applied", dict(before) if before is not None
+                                     else dict.fromkeys(ENRICHED_COLUMNS)))
                     current[change.account_id] = changed[change.account_id] = values
                 keys.append({"idempotency_key": change.idempotency_key, "account_id": change.account_id,
                              "values_hash": change.values_hash, "applied_at": now})

@@ -14,7 +14,6 @@ from prefect.cache_policies import NO_CACHE
 
 from airlock.ledger import CommitItem, commit
 from airlock.plan import Plan
-from tasks.load import LEASE
 from tasks.resources import resources
 from tasks.validate import ChunkVerdicts
 
@@ -32,43 +31,51 @@ class CommitSummary:
 
 
 def commit_records(run_id: str, plan: Plan, passed: Sequence[tuple[str, dict[str, Any]]], *, dry_run: bool,
-                   actor: str) -> CommitSummary:
+                   actor: str, retry_refused: bool = False) -> CommitSummary:
     """Write these (record id, values) pairs and record the outcomes; shared by the chunk commit,
     the commit of approved review items and dead-letter replays."""
     res = resources()
     store = res.store
     records = {str(r[plan.dataset.key]): r for r in store.records_by_id(run_id, [rid for rid, _ in passed])}
     items = [CommitItem(rid, records[rid], after) for rid, after in passed]
-    result = commit(store, plan, res.registry, run_id, items, dry_run=dry_run)
+    result = commit(store, plan, res.registry, run_id, items, dry_run=dry_run, retry_refused=retry_refused,
+                    actor=actor)
     summary = CommitSummary(duplicates_prevented=result.duplicates_prevented, conflicts=result.conflicts)
+    # An idempotency conflict and an external write whose outcome is unknown both need a person.
+    to_review = {rid: "idempotency_conflict" for rid in result.conflicts}
+    to_review.update({rid: "outcome_unknown" for rid in result.unknown})
     for outcome in result.outcomes.values():
         summary.outcomes[outcome] = summary.outcomes.get(outcome, 0) + 1
     if not dry_run:
-        store.set_outcomes(run_id, {**result.outcomes, **{rid: "pending_review" for rid in result.conflicts}})
-        if result.conflicts:
-            proposals = {p["record_id"]: p for p in store.proposals_for(run_id, result.conflicts)}
+        store.set_outcomes(run_id, {**result.outcomes, **dict.fromkeys(to_review, "pending_review")})
+        if to_review:
+            proposals = {p["record_id"]: p for p in store.proposals_for(run_id, list(to_review))}
             existing = {i["record_id"] for i in store.review_items_for(run_id=run_id, status=None)}
             store.add_review_items([
                 {"run_id": run_id, "record_id": rid, "proposal_hash": proposals[rid]["proposal_hash"],
-                 "reasons": ["idempotency_conflict"], "risk": 2.0}
-                for rid in result.conflicts if rid not in existing
+                 "reasons": [reason], "risk": 2.0}
+                for rid, reason in to_review.items() if rid not in existing
             ])
         store.audit("commit", actor=actor, run_id=run_id, data={
             "outcomes": summary.outcomes, "duplicates_prevented": result.duplicates_prevented,
-            "conflicts": result.conflicts, "writes": [w.id for w in plan.writes], "attempts": result.attempts,
+            "conflicts": result.conflicts, "unknown": result.unknown, "compensated": result.compensated,
+            "writes": [w.id for w in plan.writes], "attempts": result.attempts,
         })
     else:
         store.set_outcomes(run_id, result.outcomes)
     return summary
 
 
-def commit_chunk_fn(run_id: str, plan: Plan, verdicts: ChunkVerdicts, dry_run: bool, actor: str) -> CommitSummary:
-    store = resources().store
+def commit_chunk_fn(run_id: str, plan: Plan, verdicts: ChunkVerdicts, dry_run: bool, actor: str,
+                    retry_refused: bool = False) -> CommitSummary:
+    res = resources()
+    store = res.store
     if store.get_step_outcome(run_id, MARKER, verdicts.chunk_no) is not None:
         return CommitSummary()
-    summary = commit_records(run_id, plan, verdicts.passed, dry_run=dry_run, actor=actor)
+    summary = commit_records(run_id, plan, verdicts.passed, dry_run=dry_run, actor=actor,
+                             retry_refused=retry_refused)
     store.save_step_outcome(run_id, MARKER, verdicts.chunk_no, summary.to_bytes())
-    store.renew_lease(run_id, LEASE.total_seconds())
+    store.renew_lease(run_id, res.settings.lease_seconds)
     return summary
 
 

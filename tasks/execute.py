@@ -11,7 +11,6 @@ from prefect.cache_policies import NO_CACHE
 from airlock.execute import StepResult, run_step
 from airlock.llm import BudgetLimits, metered
 from airlock.plan import Plan
-from tasks.load import LEASE
 from tasks.resources import resources
 
 
@@ -22,7 +21,7 @@ def execute_step_fn(run_id: str, plan: Plan, step_id: str, chunk_no: int, record
     stored = store.get_step_outcome(run_id, step_id, chunk_no)
     if stored is not None:
         return StepResult.from_bytes(stored)
-    store.renew_lease(run_id, LEASE.total_seconds())
+    store.renew_lease(run_id, res.settings.lease_seconds)
     budget = BudgetLimits(tokens=plan.policy.budget_tokens, usd=plan.policy.budget_usd)
     with metered(run_id, step_id, chunk_no, budget):  # model calls are charged to this run, step and chunk
         result = run_step(plan, plan.step(step_id), res.registry, records, prior, cache=res.cache)

@@ -14,11 +14,13 @@ from pydantic import BaseModel, ConfigDict
 
 from airlock.dataset import read_dataset
 from airlock.errors import NotFound, StateConflict
+from airlock.notify import notifier_for
 from airlock.plan import Plan
+from airlock.recovery import reap
 from tasks.resources import resources
 
-# A live run renews its lease as its tasks finish; a run whose lease ran out is no longer alive.
-LEASE = timedelta(minutes=10)
+# A live run renews its lease (settings.lease_seconds) as its tasks finish; a run whose lease ran
+# out is no longer alive, and `airlock runs reap` marks it crashed.
 
 
 class PinRunInput(BaseModel):
@@ -53,14 +55,21 @@ def chunk_size_for(records: int, preferred: int, max_chunks: int) -> int:
 def pin_run_fn(request: PinRunInput) -> PinnedRun:
     res = resources()
     store = res.store
+    lease = timedelta(seconds=res.settings.lease_seconds)
+    # Every run start (CLI or deployment) reaps runs whose process died, so none stays "running".
+    reap(store, notifier_for(res.settings.webhooks), actor="airlock", review_url=res.settings.review_url)
     if request.run_id is not None:
         try:
             run = store.get_run(request.run_id)
         except NotFound:  # a new run with an id the caller chose
             run = None
         if run is not None:
+            lease_end = run["lease_expires_at"]
+            if run["status"] in ("running", "waiting_review") and lease_end is not None and lease_end > store.now():
+                raise StateConflict(f"run {run['id']} is {run['status']} in another process (its lease is alive); "
+                                    "wait for it, or resume it once it has stopped")
             store.update_run(run["id"], status="running", prefect_flow_run_id=request.flow_run_id,
-                             lease_expires_at=store.now() + LEASE)
+                             lease_expires_at=store.now() + lease)
             return PinnedRun(run_id=run["id"], record_count=run["record_count"], chunk_count=run["chunk_count"],
                              chunk_size=run["chunk_size"], resumed=True)
     plan = request.plan
@@ -77,7 +86,7 @@ def pin_run_fn(request: PinRunInput) -> PinnedRun:
         input_path=request.input_path, input_hash=dataset.sha256, record_count=len(dataset.records),
         chunk_size=size, chunk_count=math.ceil(len(dataset.records) / size), dry_run=request.dry_run,
         review_timeout=request.review_timeout, spec_hashes=res.registry.spec_hashes(),
-        prefect_flow_run_id=request.flow_run_id, lease_expires_at=store.now() + LEASE,
+        prefect_flow_run_id=request.flow_run_id, lease_expires_at=store.now() + lease,
     )
     store.snapshot_records(run_id, dataset.records, size)
     store.audit("run.started", actor=request.started_by, run_id=run_id, subject=request.playbook, data={

@@ -16,7 +16,9 @@ from airlock.registry import ToolRegistry
 from airlock.settings import Settings
 from airlock.store import Store
 from airlock.validation import GxRunner
+from systems.tickets import start_local
 from tools import build_registry
+from tools.tickets import TicketClient
 
 
 @dataclass
@@ -32,7 +34,7 @@ class Resources:
 
 
 _lock = threading.Lock()
-_built: dict[tuple[str, str, Path, str, str | None], Resources] = {}
+_built: dict[tuple[str, str, Path, str, str | None, str | None], Resources] = {}
 
 
 _settings: dict[tuple[tuple[str, str], ...], Settings] = {}
@@ -51,7 +53,7 @@ def current_settings() -> Settings:
 def resources() -> Resources:
     settings = current_settings()
     key = (settings.store_url, settings.crm_database_url, settings.project_dir, settings.planner,
-           settings.llm_base_url)
+           settings.llm_base_url, settings.tickets_url)
     with _lock:
         if key not in _built:
             settings.state_dir.mkdir(parents=True, exist_ok=True)
@@ -60,8 +62,10 @@ def resources() -> Resources:
             _built[key] = Resources(
                 settings=settings,
                 store=store,
-                registry=build_registry(settings.project_dir, settings.crm_database_url, model,
-                                        settings.llm_batch_size),
+                registry=build_registry(
+                    settings.project_dir, settings.crm_database_url,
+                    TicketClient(_tickets_url(settings), settings.http_allowed_hosts, timeout=settings.http_timeout),
+                    model, settings.llm_batch_size),
                 gx=GxRunner(),
                 cache=ToolCache(),
                 model=model,
@@ -73,3 +77,9 @@ def _read_secret(block_name: str) -> str:
     from airlock.orchestration import read_secret
 
     return read_secret(block_name)
+
+
+def _tickets_url(settings: Settings) -> str:
+    """The ticketing service named by AIRLOCK_TICKETS_URL or, without one, the demo service started in
+    this process on its SQLite file in the state folder (the demo and a local worker need no set-up)."""
+    return settings.tickets_url or start_local(settings.state_dir / "tickets.db")

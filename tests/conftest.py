@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from systems.tickets import TicketService
+
 PROJECT = Path(__file__).resolve().parent.parent
 PG_ADMIN = os.environ.get("AIRLOCK_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -21,10 +23,21 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
 
 @pytest.fixture
-def airlock_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """AIRLOCK_* pointing into this test's tmp folder (SQLite store and CRM)."""
+def tickets_service(tmp_path: Path) -> Iterator[TicketService]:
+    """The real ticketing service (systems/tickets.py) on a free 127.0.0.1 port, with its fault hooks."""
+    service = TicketService(tmp_path / "tickets.db").start()
+    try:
+        yield service
+    finally:
+        service.stop()
+
+
+@pytest.fixture
+def airlock_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tickets_service: TicketService) -> Path:
+    """AIRLOCK_* pointing into this test's tmp folder (SQLite store and CRM) and its ticketing service."""
     home = tmp_path / "state"
     monkeypatch.setenv("AIRLOCK_HOME", str(home))
+    monkeypatch.setenv("AIRLOCK_TICKETS_URL", tickets_service.url)
     monkeypatch.setenv("AIRLOCK_PROJECT_DIR", str(PROJECT))
     monkeypatch.setenv("AIRLOCK_USER", "tester")
     monkeypatch.delenv("AIRLOCK_DATABASE_URL", raising=False)

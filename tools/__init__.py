@@ -23,6 +23,7 @@ from tools.firmographics import FirmographicsIndex, make_lookup_firmographics
 from tools.industry import Taxonomy, make_classify_industry, make_guess_industry_from_name
 from tools.llm_industry import make_classify_industry_llm
 from tools.phone import normalize_phone
+from tools.tickets import TicketClient, make_tickets_open
 
 REFERENCE_FILE = "reference_firmographics.csv"
 TAXONOMY_FILE = "taxonomy.csv"
@@ -74,13 +75,13 @@ def load_taxonomy(data_dir: Path) -> Taxonomy:
     return _taxonomy(_stamp(data_dir / TAXONOMY_FILE))
 
 
-def build_registry(project_dir: Path, crm_url: str, model: ModelClient | None = None,
-                   model_batch_size: int = 20) -> ToolRegistry:
+def build_registry(project_dir: Path, crm_url: str, tickets: TicketClient | None = None,
+                   model: ModelClient | None = None, model_batch_size: int = 20) -> ToolRegistry:
     """Every enrichment tool, with the reference data and taxonomy of ``project_dir/data`` (read once
-    per process and file version) and the CRM at ``crm_url``. Nothing here connects to the CRM: it
-    creates its schema on its first write, so a run can plan and execute while it is down. With a
-    ``model``, the model-backed tools are registered too, last, so that they are never a structured
-    request's first choice."""
+    per process and file version), the CRM at ``crm_url`` and the ticketing service ``tickets``.
+    Nothing here connects to either: the CRM creates its schema on its first write, so a run can
+    plan and execute while it is down. With a ``model``, the model-backed tools are registered too,
+    last, so that they are never a structured request's first choice."""
     data_dir = Path(project_dir) / "data"
     taxonomy = load_taxonomy(data_dir)
     registry = ToolRegistry(
@@ -94,6 +95,7 @@ def build_registry(project_dir: Path, crm_url: str, model: ModelClient | None = 
             make_guess_industry_from_name(taxonomy),
             band_employees,
             make_crm_update_accounts(_crm(crm_url)),
+            make_tickets_open(tickets or TicketClient(None, ())),
         ]
     )
     if model is not None:

@@ -34,6 +34,9 @@ class AccountWriteResult(BaseModel):
 
     account_id: str
     status: Literal["applied", "duplicate", "unchanged"]
+    # The enriched values an applied update replaced: the ledger keeps them, and a compensation
+    # writes them back through this same tool under a new key.
+    before: dict[str, str | None] | None = None
 
 
 def make_crm_update_accounts(crm: CrmDatabase) -> ToolSpec[Any, Any]:
@@ -44,13 +47,14 @@ def make_crm_update_accounts(crm: CrmDatabase) -> ToolSpec[Any, Any]:
         """Write the enriched fields (domain, country_code, phone_e164, email_status, industry,
         employee_band) of a batch of accounts to the CRM in one transaction, creating accounts it does
         not have. Idempotent: an update whose key the CRM already recorded is reported duplicate and
-        changes nothing; values equal to the stored ones are reported unchanged. Database outages raise
-        a retryable infrastructure error."""
+        changes nothing; values equal to the stored ones are reported unchanged. An applied update reports
+        the values it replaced, so it can be compensated. Database outages raise a retryable
+        infrastructure error."""
         changes = [AccountChange(**update.model_dump()) for update in updates]
-        statuses = crm.apply_updates(changes)
+        statuses = crm.apply_updates_with_before(changes)
         return [
-            AccountWriteResult(account_id=update.account_id, status=status)
-            for update, status in zip(updates, statuses, strict=True)
+            AccountWriteResult(account_id=update.account_id, status=status, before=before)
+            for update, (status, before) in zip(updates, statuses, strict=True)
         ]
 
     return crm_update_accounts

@@ -23,7 +23,15 @@ def list_letters(store: Store, *, status: str | None = "open", run_id: str | Non
 
 
 def show(store: Store, letter_id: int) -> dict[str, Any]:
-    return store.get_dead_letter(letter_id)
+    """The letter (payload, error, every attempt of the failed call) and its history: every replay
+    started or finished, discard and compensation, from the audit trail."""
+    letter = store.get_dead_letter(letter_id)
+    letter["history"] = [
+        {"at": e["at"], "kind": e["kind"], "actor": e["actor"], "data": e["data"]}
+        for e in store.audit_trail(letter["run_id"])
+        if e["kind"].startswith("deadletter.") and e["subject"] == str(letter_id)
+    ]
+    return letter
 
 
 def _require_reason(reason: str) -> None:

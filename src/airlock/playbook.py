@@ -23,6 +23,9 @@ class WriteRequest(BaseModel):
     target: str
     id: str = "commit"
     key: str = Field(default="account_id", description="the write tool input that receives the record key")
+    fields: list[str] | None = Field(
+        default=None, description="the filled fields this write takes; default: all of them (a second system "
+        "written in the same run, such as a ticket, usually takes a few)")
 
 
 class StructuredRequest(BaseModel):
@@ -33,10 +36,18 @@ class StructuredRequest(BaseModel):
     dataset: str = "accounts"
     columns: list[str] | None = Field(default=None, description="columns the input must have; default: its header")
     fill: list[str] = Field(min_length=1)
-    write: WriteRequest | None = None
+    write: WriteRequest | list[WriteRequest] | None = None
+
+    @property
+    def writes(self) -> list[WriteRequest]:
+        """The writes, in order: one mapping or a list of them (a multi-system update)."""
+        if self.write is None:
+            return []
+        return self.write if isinstance(self.write, list) else [self.write]
 
     def describe(self) -> str:
-        target = f" and write them to {self.write.target}" if self.write else ""
+        targets = " and ".join(w.target for w in self.writes)
+        target = f" and write them to {targets}" if targets else ""
         return f"fill {', '.join(self.fill)} for {self.dataset}{target}"
 
 

@@ -50,8 +50,15 @@ class Settings(BaseSettings):
     llm_prices: dict[str, dict[str, float]] = Field(
         default_factory=dict,
         description="USD per million tokens by model: {model: {input, output, cache_read, cache_write}}")
+    # Recovery and the second business system (issue 5).
+    tickets_url: str | None = Field(default=None, description="the ticketing service; default: the CLI starts one")
+    http_allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["127.0.0.1", "localhost"], description="hosts REST tools may call")
+    http_timeout: float = Field(default=5.0, gt=0, description="seconds before a REST call gives up")
+    lease_seconds: float = Field(default=600.0, gt=0, description="a run not renewing its lease this long is crashed")
+    dlq_alert_threshold: int = Field(default=50, ge=1, description="notify when open dead letters reach this")
 
-    @field_validator("webhooks", mode="before")
+    @field_validator("webhooks", "http_allowed_hosts", mode="before")
     @classmethod
     def _split_urls(cls, value: object) -> object:
         if isinstance(value, str):

@@ -10,6 +10,8 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from airlock.errors import ConfigError
+from airlock.notify import notifier_for
+from airlock.recovery import reap
 from airlock.settings import Settings
 from airlock.store import Store
 
@@ -30,8 +32,22 @@ def settings() -> Settings:
     return built
 
 
-def open_store(config: Settings) -> Store:
-    return Store.open(config.store_url)
+def open_store(config: Settings, *, reap_crashed: bool = True) -> Store:
+    """The store, schema-checked; runs whose process died (expired lease) are marked crashed first, so
+    no command ever shows a dead run as running."""
+    store = Store.open(config.store_url)
+    if reap_crashed:
+        reap_runs(store, config)
+    return store
+
+
+def reap_runs(store: Store, config: Settings) -> list[dict[str, Any]]:
+    notifier = notifier_for(config.webhooks)
+    crashed = reap(store, notifier, actor=config.actor, review_url=config.review_url)
+    flush = getattr(notifier, "flush", None)
+    if crashed and flush is not None:
+        flush(timeout=10)
+    return crashed
 
 
 def print_json(value: Any) -> None:

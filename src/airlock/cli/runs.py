@@ -7,9 +7,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from airlock.cli.common import console, open_store, print_json, settings
+from airlock.cli.common import console, open_store, print_json, reap_runs, settings
+from airlock.errors import StateConflict
 from airlock.report import build_report
-from airlock.store.runs import ACTIVE_STATUSES
 
 app = typer.Typer(no_args_is_help=True, help="Runs and their reports.")
 
@@ -29,9 +29,8 @@ def list_command(limit: Annotated[int, typer.Option(help="at most this many")] =
     for row in rows:
         counts = (row["report"] or {}).get("counts", {})
         status = row["status"]
-        lease = row["lease_expires_at"]
-        if status in ACTIVE_STATUSES and (lease is None or lease < store.now()):
-            status += " (lease expired: its process stopped; resume with --run-id)"
+        if status in ("crashed", "interrupted", "failed"):
+            status += f" (resume: airlock runs resume {row['id'][:8]})"
         table.add_row(row["id"][:8], row["playbook"], status, f"{row['started_at']:%Y-%m-%d %H:%M}",
                       row["started_by"], str(row["record_count"]), str(counts.get("written", "")),
                       str(counts.get("pending_review", "")), str(counts.get("dead_lettered", "")))
@@ -53,3 +52,55 @@ def show_command(run_id: Annotated[str, typer.Argument(help="run id or a unique 
     console.print(f"status {run['status']}, started {run['started_at']:%Y-%m-%d %H:%M:%S} by {run['started_by']}, "
                   f"input {run['input_path']}")
     show_summary(report)
+    # Writes sent (or about to be) whose outcome the ledger never heard: what a crash leaves. A resume
+    # sends them again with the same keys, and the systems answer "already done" where they were.
+    doubt = [e for e in store.effects_for(run["id"]) if e["status"] in ("intent", "unknown")]
+    if doubt:
+        by_target: dict[str, int] = {}
+        for effect in doubt:
+            by_target[effect["target"]] = by_target.get(effect["target"], 0) + 1
+        listed = ", ".join(f"{n} to {target}" for target, n in sorted(by_target.items()))
+        console.print(f"[yellow]writes with an unknown outcome: {listed}[/yellow]; settle them with "
+                      f"'airlock runs resume {run['id'][:8]}'", soft_wrap=True)
+    if run["error"]:
+        console.print(f"last error: {run['error']}", soft_wrap=True)
+
+
+@app.command("reap")
+def reap_command(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Mark runs whose process died (their lease ran out) crashed, and notify the webhooks. Every
+    command does this first; this command only reports it."""
+    config = settings()
+    crashed = reap_runs(open_store(config, reap_crashed=False), config)
+    if as_json:
+        print_json(crashed)
+        return
+    for run in crashed:
+        console.print(f"run {run['id']} ({run['status']}) crashed: {run['why']}; "
+                      f"resume: airlock runs resume {run['id'][:8]}", soft_wrap=True)
+    console.print(f"{len(crashed)} run(s) marked crashed")
+
+
+@app.command("resume")
+def resume_command(run_id: Annotated[str, typer.Argument(help="run id or a unique prefix")],
+                   review_timeout: Annotated[float | None, typer.Option(help="seconds to wait for reviewers")] = None,
+                   as_json: Annotated[bool, typer.Option("--json")] = False) -> int:
+    """Continue a crashed, interrupted or failed run on its pinned plan and input snapshot; completed
+    chunks, model calls and writes are not repeated."""
+    from airlock.cli.run import execute_run, show_summary
+
+    config = settings()
+    store = open_store(config)
+    run = store.get_run(run_id)
+    if run["status"] in ("running", "waiting_review"):
+        raise StateConflict(f"run {run['id']} is {run['status']} and its lease is alive (until "
+                            f"{run['lease_expires_at']:%H:%M:%S} UTC): it is not crashed; wait for it")
+    if run["status"] == "completed":
+        console.print(f"run {run['id']} already completed; resuming it again changes nothing")
+    report = execute_run(config, run["playbook"], run["input_path"], review_timeout, bool(run["dry_run"]),
+                         run["id"], quiet=as_json)
+    if as_json:
+        print_json(report)
+    else:
+        show_summary(report)
+    return 0 if report["conserved"] else 1

@@ -70,9 +70,9 @@ def request_text(request: StructuredRequest | str) -> str:
     if isinstance(request, str):
         return request
     wanted = f"Fill {', '.join(request.fill)} for the {request.dataset} dataset."
-    if request.write:
-        wanted += (f" Write them with tool {request.write.tool} (write id {request.write.id!r}, target "
-                   f"{request.write.target!r}, record id into input {request.write.key!r}).")
+    for write in request.writes:
+        wanted += (f" Write them with tool {write.tool} (write id {write.id!r}, target "
+                   f"{write.target!r}, record id into input {write.key!r}).")
     return wanted
 
 

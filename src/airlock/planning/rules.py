@@ -8,7 +8,7 @@ from typing import Any
 from airlock.errors import PlanRejected
 from airlock.plan import Binding, DatasetSpec, Plan, Policy, Step, Write
 from airlock.plan_check import ensure_plan_ok
-from airlock.playbook import StructuredRequest
+from airlock.playbook import StructuredRequest, WriteRequest
 from airlock.registry import ENGINE_SUPPLIED, Phase, ToolRegistry, ToolSpec
 
 
@@ -23,7 +23,7 @@ class RulesPlanner:
             )
         builder = _ChainBuilder(columns, policy, registry)
         proposes = {field: builder.resolve(field, ()) for field in request.fill}
-        writes = [_write_for(request, registry, proposes)] if request.write else []
+        writes = [_write_for(write, registry, proposes) for write in request.writes]
         plan = Plan(
             request=request.describe(),
             dataset=DatasetSpec(name=request.dataset, columns=columns),
@@ -103,20 +103,23 @@ class _ChainBuilder:
         return None
 
 
-def _write_for(request: StructuredRequest, registry: ToolRegistry, proposes: dict[str, Binding]) -> Write:
-    assert request.write is not None
-    spec = registry.get(request.write.tool)
+def _write_for(request: WriteRequest, registry: ToolRegistry, proposes: dict[str, Binding]) -> Write:
+    spec = registry.get(request.tool)
     if spec is None:
-        raise PlanRejected([f"write: unknown tool {request.write.tool!r}"])
+        raise PlanRejected([f"write: unknown tool {request.tool!r}"])
     fields = spec.input_model.model_fields
-    inputs = {request.write.key: Binding(source="record", field="id")}
-    cannot_take = [name for name in proposes if name not in fields]
+    inputs = {request.key: Binding(source="record", field="id")}
+    taken = list(proposes) if request.fields is None else request.fields
+    not_filled = [name for name in taken if name not in proposes]
+    if not_filled:
+        raise PlanRejected([f"write {request.id}: {', '.join(not_filled)} is not filled by the request"])
+    cannot_take = [name for name in taken if name not in fields]
     if cannot_take:
         raise PlanRejected([f"write: tool {spec.name!r} cannot take {', '.join(cannot_take)}; "
                             "they would be proposed and never written"])
-    for name in proposes:
+    for name in taken:
         inputs[name] = Binding(source="proposal", field=name)
     unbound = sorted(n for n, i in fields.items() if i.is_required() and n not in inputs and n not in ENGINE_SUPPLIED)
     if unbound:
         raise PlanRejected([f"write: tool {spec.name!r} needs {', '.join(unbound)}, which the request does not fill"])
-    return Write(id=request.write.id, tool=spec.name, target=request.write.target, inputs=inputs)
+    return Write(id=request.id, tool=spec.name, target=request.target, inputs=inputs)

@@ -24,11 +24,14 @@ class EffectsRepo(StoreBase):
     def record_intents(self, rows: Sequence[dict[str, Any]]) -> None:
         now = self.now()
         self._insert_many(effects, [
-            {**r, "status": "intent", "attempts": 0, "created_at": now, "updated_at": now} for r in rows
+            {"supersedes": None, "compensates": None, "before_image": None, **r,
+             "status": "intent", "attempts": 0, "created_at": now, "updated_at": now} for r in rows
         ])
 
-    def record_effect_outcomes(self, outcomes: Sequence[tuple[str, str, str | None]]) -> None:
-        """(key, status, error) for each call; attempts counts how often the key was sent."""
+    def record_effect_outcomes(self, outcomes: Sequence[tuple[str, str, str | None]],
+                               before_images: dict[str, dict[str, Any]] | None = None) -> None:
+        """(key, status, error) for each call; attempts counts how often the key was sent.
+        ``before_images`` (key -> what the write replaced) are kept for compensation."""
         if not outcomes:
             return
         # One UPDATE per (status, error) group rather than one per key: a chunk has thousands of keys
@@ -44,6 +47,25 @@ class EffectsRepo(StoreBase):
                         effects.update().where(effects.c.idempotency_key.in_(keys[start:start + 500]))
                         .values(status=status, error=error, attempts=effects.c.attempts + 1, updated_at=now)
                     )
+            for key, image in (before_images or {}).items():
+                connection.execute(effects.update().where(effects.c.idempotency_key == key)
+                                   .values(before_image=image))
+
+    def set_effect_status(self, key: str, status: str, error: str | None = None) -> None:
+        """A change of state without a call (a write marked compensated)."""
+        with self.tx() as connection:
+            connection.execute(effects.update().where(effects.c.idempotency_key == key)
+                               .values(status=status, error=error, updated_at=self.now()))
+
+    def effects_for_record(self, run_id: str, record_id: str) -> list[dict[str, Any]]:
+        return self._rows(sa.select(effects).where(effects.c.run_id == run_id, effects.c.record_id == record_id)
+                          .order_by(effects.c.created_at))
+
+    def open_dead_letter_count(self) -> int:
+        with self.tx() as connection:
+            return int(connection.execute(
+                sa.select(sa.func.count()).select_from(dead_letters).where(dead_letters.c.status == "open")
+            ).scalar_one())
 
     def effects_for(self, run_id: str) -> list[dict[str, Any]]:
         return self._rows(sa.select(effects).where(effects.c.run_id == run_id))

@@ -8,7 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from airlock.errors import NotFound
+from airlock.errors import NotFound, StateConflict
 from airlock.store.base import StoreBase, as_utc
 from airlock.store.schema import plans, run_records, runs, step_outcomes
 
@@ -30,9 +30,26 @@ class RunsRepo(StoreBase):
         return body
 
     def create_run(self, **fields: Any) -> None:
-        now = self.now()
-        with self.tx() as connection:
-            connection.execute(runs.insert().values(started_at=now, updated_at=now, **fields))
+        """Insert a run. A live run of the same plan and input (a unique index, so two submissions at
+        once cannot both pass) makes this a StateConflict naming that run; one whose lease ran out
+        is marked crashed first."""
+        for attempt in (1, 2):
+            now = self.now()
+            try:
+                with self.tx() as connection:
+                    connection.execute(runs.insert().values(started_at=now, updated_at=now, **fields))
+                return
+            except sa.exc.IntegrityError:
+                plan_hash, input_hash = fields.get("plan_hash"), fields.get("input_hash")
+                active = self.active_run_for(str(plan_hash), str(input_hash))
+                if active is not None:
+                    raise StateConflict(f"run {active} is already processing this plan and input; "
+                                        "wait for it or resume it") from None
+                expired = [r["id"] for r in self.expired_runs()]
+                if attempt == 2 or not expired:
+                    raise
+                for run_id in expired:
+                    self.mark_crashed(run_id, "crashed: its lease ran out (found when a new run started)")
 
     def get_run(self, run_id: str) -> dict[str, Any]:
         rows = self._rows(sa.select(runs).where(runs.c.id == run_id))
@@ -63,6 +80,24 @@ class RunsRepo(StoreBase):
             )
         )
         return rows[0]["id"] if rows else None
+
+    def expired_runs(self) -> list[dict[str, Any]]:
+        """Runs that say they are active but whose lease ran out (or was never set): their process died."""
+        return self._rows(sa.select(runs.c.id, runs.c.status, runs.c.lease_expires_at, runs.c.playbook).where(
+            runs.c.status.in_(ACTIVE_STATUSES),
+            sa.or_(runs.c.lease_expires_at.is_(None), runs.c.lease_expires_at <= self.now()),
+        ))
+
+    def mark_crashed(self, run_id: str, error: str) -> bool:
+        """Mark one expired run crashed; False if it renewed its lease or finished meanwhile (so two
+        commands reaping at once report it once)."""
+        now = self.now()
+        with self.tx() as connection:
+            changed = connection.execute(runs.update().where(
+                runs.c.id == run_id, runs.c.status.in_(ACTIVE_STATUSES),
+                sa.or_(runs.c.lease_expires_at.is_(None), runs.c.lease_expires_at <= now),
+            ).values(status="crashed", error=error, updated_at=now, lease_expires_at=None)).rowcount
+        return bool(changed)
 
     def renew_lease(self, run_id: str, seconds: float) -> None:
         with self.tx() as connection:

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 metadata = sa.MetaData()
 
 UTCDateTime = sa.DateTime(timezone=True)
+LIVE_RUN = "status IN ('running', 'waiting_review') AND dry_run = false"
 
 runs = sa.Table(
     "runs", metadata,
@@ -36,6 +37,11 @@ runs = sa.Table(
     sa.Column("lease_expires_at", UTCDateTime),
     sa.Column("report", sa.JSON),
     sa.Column("error", sa.Text),
+    sa.Index("ix_runs_status_lease", "status", "lease_expires_at"),
+    # One live run per plan and input, enforced by the database so two submissions at once cannot
+    # both start (0004).
+    sa.Index("uq_runs_live", "plan_hash", "input_hash", unique=True,
+             sqlite_where=sa.text(LIVE_RUN), postgresql_where=sa.text(LIVE_RUN)),
 )
 
 plans = sa.Table(
@@ -123,6 +129,11 @@ effects = sa.Table(
     sa.Column("error", sa.Text),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
+    # What an applied write replaced, kept so that it can be compensated (0004).
+    sa.Column("before_image", sa.JSON),
+    # A compensation's row names the key it undoes; a redo after a compensation names the key it replaces.
+    sa.Column("compensates", sa.String(64)),
+    sa.Column("supersedes", sa.String(64)),
     sa.Index("ix_effects_run", "run_id", "status"),
 )
 

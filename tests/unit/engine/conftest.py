@@ -211,7 +211,7 @@ def sleeps() -> list[float]:
 def new_run(store: Store, run_id: str, *, records: int = 3, dry_run: bool = False, status: str = "running") -> None:
     store.create_run(
         id=run_id, playbook="enrich", plan_hash="plan-hash", status=status, started_by="alice",
-        input_hash="input-hash", record_count=records, chunk_size=100, chunk_count=1, dry_run=dry_run,
+        input_hash=f"input-{run_id}", record_count=records, chunk_size=100, chunk_count=1, dry_run=dry_run,
         review_timeout=0.0, spec_hashes={},
     )
 

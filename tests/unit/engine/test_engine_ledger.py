@@ -168,7 +168,7 @@ def test_a_lost_answer_is_retried_with_the_same_keys_and_nothing_applies_twice(
     assert {e["status"] for e in store.effects_for(RUN)} == {"duplicate"}
 
 
-def test_an_exhausted_write_is_marked_failed_and_a_later_commit_resends_the_same_keys(
+def test_an_exhausted_write_has_an_unknown_outcome_and_a_later_commit_resends_the_same_keys(
     store: Store, plan: Plan, write_registry: ToolRegistry, crm: FakeCrm, sleeps: list[float]
 ) -> None:
     crm.down_for = 100
@@ -177,7 +177,8 @@ def test_an_exhausted_write_is_marked_failed_and_a_later_commit_resends_the_same
     attempts = len(crm.batches)
     assert attempts == write_registry["crm_write"].policy.retry.attempts
     effects = store.effects_for(RUN)
-    assert {e["status"] for e in effects} == {"failed"}
+    # A retryable error may come after the system applied the write: unknown, not failed.
+    assert {e["status"] for e in effects} == {"unknown"}
     assert all(e["error"] == "InfrastructureError: crm unreachable" for e in effects)
     keys = {e["idempotency_key"] for e in effects}
 

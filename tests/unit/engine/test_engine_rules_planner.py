@@ -128,10 +128,12 @@ def test_the_enrich_accounts_playbook_plans_and_passes_the_check(project_dir: Pa
                 assert order.index(binding.step or "") < order.index(step.id), (binding, step.id)
     assert order.index("normalize_country") < order.index("normalize_phone")
 
-    [write] = plan.writes
+    write, ticket = plan.writes  # a multi-system update: the CRM first, then the ticketing service
     assert write.tool == "crm_update_accounts" and write.target == "crm"
     assert write.inputs["account_id"] == Binding(source="record", field="id")
     assert "idempotency_key" not in write.inputs and "values_hash" not in write.inputs
+    assert ticket.tool == "tickets_open" and ticket.target == "tickets"
+    assert set(ticket.inputs) == {"account_id", "email_status", "phone_e164"}
     for step in plan.steps:
         assert real_registry[step.tool].effect in (SideEffect.NONE, SideEffect.READ)
 

@@ -43,7 +43,7 @@ def send_email(data: NoticeIn) -> NoticeOut:
 
 
 def registry_with(client: ModelClient, tmp_path: Path, batch_size: int = 20) -> ToolRegistry:
-    registry = build_registry(PROJECT, f"sqlite:///{tmp_path / 'crm.db'}", client, batch_size)
+    registry = build_registry(PROJECT, f"sqlite:///{tmp_path / 'crm.db'}", model=client, model_batch_size=batch_size)
     registry.register(send_email)
     return registry
 

@@ -160,7 +160,7 @@ def test_tool_contract(tool: ToolSpec[Any, Any]) -> None:
     assert tool.policy.phase is Phase.COMMIT
     assert "idempotency_key" not in tool.requires
     assert set(VALUES) <= set(tool.requires)
-    assert tool.produces == ("account_id", "status")
+    assert tool.produces == ("account_id", "status", "before")
 
 
 def test_tool_batch(tool: ToolSpec[Any, Any], crm: CrmDatabase) -> None:
@@ -170,8 +170,11 @@ def test_tool_batch(tool: ToolSpec[Any, Any], crm: CrmDatabase) -> None:
     ]
     first = tool.call_batch(payloads)
     assert [(r.account_id, r.status) for r in first] == [("ACC-1", "applied"), ("ACC-2", "applied")]
+    # Each applied update reports what it replaced: the before-image a compensation writes back.
+    assert first[0].before is not None and set(first[0].before) == set(VALUES) | {"domain"}
     again = tool.call_batch(payloads)
     assert [r.status for r in again] == ["duplicate", "duplicate"]
+    assert [r.before for r in again] == [None, None]
     assert tool.call({**payloads[0], "idempotency_key": "t3"}).status == "unchanged"
     assert crm.get(["ACC-2"])["ACC-2"]["country_code"] is None
 

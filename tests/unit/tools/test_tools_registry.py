@@ -13,6 +13,7 @@ from tools import build_registry, close_crm_connections, load_firmographics, loa
 ORDER = [
     "extract_domain", "check_email", "normalize_country", "normalize_phone", "lookup_firmographics",
     "classify_industry", "guess_industry_from_name", "band_employees", "crm_update_accounts",
+    "tickets_open",
 ]
 
 
@@ -25,7 +26,8 @@ def test_order_and_producers(tmp_path: Path, project_dir: Path) -> None:
     effects = {spec.name: spec.effect for spec in registry}
     assert effects["lookup_firmographics"] is SideEffect.READ
     assert effects["crm_update_accounts"] is SideEffect.WRITE
-    pure = [name for name in ORDER if name not in ("lookup_firmographics", "crm_update_accounts")]
+    assert effects["tickets_open"] is SideEffect.WRITE
+    pure = [name for name in ORDER if name not in ("lookup_firmographics", "crm_update_accounts", "tickets_open")]
     assert all(effects[name] is SideEffect.NONE for name in pure)
     assert not (tmp_path / "crm.db").exists()  # building a registry does not touch the CRM
 

@@ -1,0 +1,48 @@
+"""`airlock runs reap` and `airlock runs resume` at the command line: one-line refusals, crashed runs
+shown with the command that resumes them."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from airlock.cli import main
+from tests.integration.flow_helpers import store
+
+
+def _run(run_id: str, seconds: float) -> None:
+    s = store()
+    s.create_run(id=run_id, playbook="playbooks/enrich_accounts.yaml", plan_hash="h", status="running",
+                 started_by="t", input_hash=f"i-{run_id}", record_count=1, chunk_size=1, chunk_count=1,
+                 spec_hashes={}, lease_expires_at=s.now() + timedelta(seconds=seconds))
+
+
+def test_resume_refuses_a_run_whose_lease_is_alive(airlock_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _run("11111111-aaaa-4000-8000-000000000001", 600)
+    assert main(["runs", "resume", "11111111"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "is running and its lease is alive" in err and "Traceback" not in err
+
+
+def test_reap_marks_expired_runs_crashed_and_list_says_how_to_resume(
+    airlock_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _run("22222222-bbbb-4000-8000-000000000002", -1)
+    _run("33333333-cccc-4000-8000-000000000003", 600)
+    assert main(["runs", "reap", "--json"]) == 0
+    reaped = json.loads(capsys.readouterr().out)
+    assert [r["id"] for r in reaped] == ["22222222-bbbb-4000-8000-000000000002"]
+    assert main(["runs", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "crashed (resume: airlock runs resume 22222222)" in " ".join(out.split())
+    assert store().get_run("33333333")["status"] == "running"
+    assert main(["runs", "reap", "--json"]) == 0 and json.loads(capsys.readouterr().out) == []
+
+
+def test_every_command_reaps_first(airlock_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _run("44444444-dddd-4000-8000-000000000004", -1)
+    assert main(["dlq", "list", "--json"]) == 0
+    assert store().get_run("44444444")["status"] == "crashed"

@@ -1,0 +1,142 @@
+"""``tickets_open``: open a follow-up ticket for sales ops in the ticketing service (REST), idempotently.
+
+The second business system of the enrichment playbook. An account whose e-mail address is invalid
+or whose phone number could not be normalised needs a person to find the right contact: it gets one
+open ticket. Every request carries the ledger's idempotency key as an ``Idempotency-Key`` header,
+so a retry after a timeout (the service may have opened the ticket before the answer was lost)
+is answered with the first result instead of opening a second ticket.
+
+HTTP goes through ``httpx`` with a timeout, retries with full jitter and retry-after (``airlock.retry``),
+and only to hosts on the allowlist from settings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import httpx
+from pydantic import BaseModel, ConfigDict
+
+from airlock.errors import ConfigError, InfrastructureError, ToolInputError, TransientToolError
+from airlock.registry import SideEffect, ToolSpec, tool
+from airlock.retry import RetryPolicy, call_with_retry
+
+TICKET_KIND = "contact-check"
+# Retries inside one call; the ledger and the commit task retry the batch again with the same keys.
+HTTP_RETRY = RetryPolicy(attempts=6, base_delay=0.05, max_delay=2.0, jitter=True, honour_retry_after=True)
+
+
+class TicketRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    idempotency_key: str
+    values_hash: str
+    account_id: str
+    email_status: str | None = None
+    phone_e164: str | None = None
+
+
+class TicketResult(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    account_id: str
+    status: Literal["applied", "duplicate", "unchanged", "failed"]
+    ticket_id: int | None = None
+    error: str | None = None
+
+
+def needs_ticket(request: TicketRequest) -> str | None:
+    """Why sales ops must look at this account, or None."""
+    problems = []
+    if request.email_status == "invalid":
+        problems.append("the e-mail address is invalid")
+    if request.phone_e164 is None:
+        problems.append("the phone number could not be normalised")
+    return " and ".join(problems) or None
+
+
+class TicketClient:
+    """The ticketing service at ``base_url``; refuses hosts that are not on ``allowed_hosts``."""
+
+    def __init__(self, base_url: str | None, allowed_hosts: Sequence[str], *, timeout: float = 5.0,
+                 retry: RetryPolicy = HTTP_RETRY) -> None:
+        self.base_url = base_url
+        self.allowed_hosts = {h.lower() for h in allowed_hosts}
+        self.timeout = httpx.Timeout(timeout)
+        self.retry = retry
+
+    def _url(self, path: str) -> str:
+        if not self.base_url:
+            raise ConfigError("the ticketing service is not configured: set AIRLOCK_TICKETS_URL")
+        url = httpx.URL(self.base_url.rstrip("/") + path)
+        if url.host.lower() not in self.allowed_hosts:
+            raise ConfigError(f"host {url.host!r} is not on the allowlist (AIRLOCK_HTTP_ALLOWED_HOSTS)")
+        return str(url)
+
+    def open_ticket(self, key: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """POST /tickets; (status code, JSON). Retried with the same key; 4xx other than 429 is final."""
+        url = self._url("/tickets")
+        return call_with_retry(lambda: self._post(url, key, body), self.retry)
+
+    def _post(self, url: str, key: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        try:
+            response = httpx.post(url, json=body, headers={"Idempotency-Key": key}, timeout=self.timeout)
+        except httpx.TimeoutException as error:
+            # The service may have opened the ticket before the answer was lost: the outcome is
+            # unknown, and only a retry with the same key can tell.
+            raise TransientToolError(f"ticketing service timed out ({type(error).__name__}); outcome unknown") \
+                from error
+        except httpx.TransportError as error:
+            raise InfrastructureError(f"ticketing service unreachable: {type(error).__name__}: {error}") from error
+        if response.status_code == 429 or response.status_code >= 500:
+            raise TransientToolError(f"ticketing service answered {response.status_code}",
+                                     retry_after=_seconds(response.headers.get("retry-after")))
+        try:
+            payload = response.json()
+        except ValueError as error:
+            raise ToolInputError(f"ticketing service answered {response.status_code} without JSON") from error
+        return response.status_code, payload if isinstance(payload, dict) else {}
+
+
+def _seconds(value: str | None) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def make_tickets_open(client: TicketClient) -> ToolSpec[Any, Any]:
+    """The ticket write tool bound to one ticketing service."""
+
+    @tool(effect=SideEffect.WRITE, version="1", batched=True)
+    def tickets_open(requests: list[TicketRequest]) -> list[TicketResult]:
+        """Open one follow-up ticket for sales ops per account whose e-mail is invalid or whose phone
+        could not be normalised (accounts that need neither are reported unchanged). Idempotent: each
+        request carries its key as the Idempotency-Key header; a key the service has answered before is
+        reported duplicate, and an account that already has an open ticket is reported unchanged.
+        A request the service refuses (4xx) is reported failed for that account alone."""
+        results = []
+        for request in requests:
+            reason = needs_ticket(request)
+            if reason is None:
+                results.append(TicketResult(account_id=request.account_id, status="unchanged"))
+                continue
+            body = {"account_id": request.account_id, "kind": TICKET_KIND,
+                    "subject": f"Check the contact details of account {request.account_id}: {reason}"}
+            code, answer = client.open_ticket(request.idempotency_key, body)
+            results.append(_result(request.account_id, code, answer))
+        return results
+
+    return tickets_open
+
+
+def _result(account_id: str, code: int, answer: dict[str, Any]) -> TicketResult:
+    ticket_id = answer.get("id") if isinstance(answer.get("id"), int) else None
+    if code >= 400:
+        return TicketResult(account_id=account_id, status="failed", error=f"{code}: {answer.get('error', '')}"[:300])
+    if answer.get("replayed"):
+        return TicketResult(account_id=account_id, status="duplicate", ticket_id=ticket_id)
+    if answer.get("existing"):
+        return TicketResult(account_id=account_id, status="unchanged", ticket_id=ticket_id)
+    return TicketResult(account_id=account_id, status="applied", ticket_id=ticket_id)
