@@ -105,7 +105,8 @@ class ProposalsRepo(StoreBase):
         return rows[:limit] if limit is not None else rows
 
     def decide(self, item_ids: Sequence[int], decision: str, *, actor: str, source: str, note: str = "",
-               shown_hashes: dict[int, str] | None = None) -> list[dict[str, Any]]:
+               shown_hashes: dict[int, str] | None = None,
+               edits: dict[int, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
         """Decide the items that are still pending; an already-decided item is left as it is.
         Returns the items this call decided."""
         decided: list[dict[str, Any]] = []
@@ -128,6 +129,7 @@ class ProposalsRepo(StoreBase):
                 connection.execute(decisions.insert().values(
                     item_id=row.id, run_id=row.run_id, record_id=row.record_id, decision=decision, actor=actor,
                     source=source, proposal_hash=row.proposal_hash, note=note, at=now,
+                    edits=(edits or {}).get(row.id),
                 ))
                 decided.append(dict(row._mapping) | {"status": decision})
         return decided
