@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     webhooks: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="comma-separated Slack-compatible webhook URLs (reviews, crashes)")
     review_url: str = Field(default="http://127.0.0.1:8765", description="the review page's address, used in notices")
+    token: SecretStr | None = Field(default=None, description="your user token (the CLI acts as its user)")
+    review_host: str = Field(default="127.0.0.1", description="address the review page binds to")
+    review_port: int = Field(default=8765, ge=1, le=65535, description="port of the review page")
 
     @field_validator("webhooks", mode="before")
     @classmethod
