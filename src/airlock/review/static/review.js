@@ -117,9 +117,15 @@ function renderDetail() {
     el("div", {}, item.reasons.map((code) => el("span", { class: "chip" }, code))),
     el("table", { class: "diff" }, el("thead", {}, el("tr", {}, el("th", {}, "field"), el("th", {}, "before"),
        el("th", {}, "proposed"), el("th", {}, "source"))), el("tbody", {}, rows)),
-    editing ? el("p", { class: "hint" }, "Enter approves the edited values · Esc cancels") : null,
+    el("p", { class: "hint" }, editing ? "Enter approves the edited values · Esc cancels"
+      : "a approve · r reject · e edit · x select · A approve all · u undo · / filter · ? help"),
     el("h3", {}, "Record"), el("table", {}, el("tbody", {}, record)));
-  if (editing) { const first = detail.querySelector("input.edit"); if (first) { first.focus(); first.select(); } }
+  if (editing) {
+    // Start on the field that was flagged, if a reason names one.
+    const flagged = item.reasons.map((code) => code.split(":").pop()).find((name) => name in item.changes);
+    const input = detail.querySelector(`input.edit[data-field="${flagged}"]`) || detail.querySelector("input.edit");
+    if (input) { input.focus(); input.select(); }
+  }
 }
 
 function move(step) {
