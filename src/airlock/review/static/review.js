@@ -54,6 +54,9 @@ async function login(event) {
 
 async function start(me) {
   Object.assign(state, { user: me.user, role: me.role, csrf: me.csrf });
+  // A notice links to ?run=ID: open the page filtered to that run.
+  const linked = new URLSearchParams(location.search);
+  for (const key of ["run", "reason", "field"]) if (linked.get(key)) state.filter[key] = linked.get(key);
   $("whoami").textContent = `${me.user} (${me.role})`;
   $("login").hidden = true; $("queue").hidden = false;
   $("letters-tab").hidden = !(me.role === "operator" || me.role === "admin");
