@@ -30,7 +30,11 @@ def needs_named_approver(item: dict[str, Any]) -> bool:
 
 def four_eyes(store: Store, run: dict[str, Any]) -> bool:
     """Whether the run's pinned plan forbids its starter from approving its items."""
-    return bool(store.get_plan(run["plan_hash"]).get("policy", {}).get("four_eyes", False))
+    try:
+        plan = store.get_plan(run["plan_hash"])
+    except NotFound:
+        return False  # a run without its pinned plan cannot commit anything: nothing to guard
+    return bool(plan.get("policy", {}).get("four_eyes", False))
 
 
 @dataclass
@@ -54,7 +58,7 @@ def decide(store: Store, item_ids: Sequence[int], decision: str, *, actor: str, 
     if len(items) != len(set(item_ids)):
         missing = sorted(set(item_ids) - {i["id"] for i in items})
         raise NotFound(f"no review item(s) {', '.join(map(str, missing))}")
-    runs = {item["run_id"]: store.get_run(item["run_id"]) for item in items}
+    runs = {run_id: store.get_run(run_id) for run_id in {item["run_id"] for item in items}}
     strict = {run_id for run_id, run in runs.items() if decision == "approved" and four_eyes(store, run)}
     for item in items:
         run = runs[item["run_id"]]
