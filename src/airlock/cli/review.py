@@ -104,6 +104,7 @@ def page_hooks(config: Settings) -> Hooks:
 def serve_command(
     host: Annotated[str | None, typer.Option(help="address to bind; default AIRLOCK_REVIEW_HOST (127.0.0.1)")] = None,
     port: Annotated[int | None, typer.Option(help="port; default AIRLOCK_REVIEW_PORT (8765)")] = None,
+    secure_cookies: Annotated[bool, typer.Option(help="mark the session cookie Secure (behind TLS)")] = False,
 ) -> None:
     """The review page: one queue across runs, keyboard first. Log in with a token from 'airlock users add'."""
     import uvicorn
@@ -116,7 +117,8 @@ def serve_command(
         raise UserError("no users yet: create one with 'airlock users add NAME --role reviewer' to log in")
     bind, at = host or config.review_host, port or config.review_port
     console.print(f"review page on http://{bind}:{at} (Ctrl+C stops it)")
-    uvicorn.run(create_app(store, page_hooks(config)), host=bind, port=at, log_level="warning")
+    uvicorn.run(create_app(store, page_hooks(config), secure_cookies=secure_cookies), host=bind, port=at,
+                log_level="warning")
 
 
 ItemIds = Annotated[list[int] | None, typer.Argument(help="review item ids (see 'airlock review list')")]
