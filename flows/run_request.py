@@ -51,6 +51,8 @@ async def run_request(
     settings = current_settings()
     actor = started_by or settings.actor
     store = resources().store
+    # A suspended run comes back as the same flow run with the same parameters: find its Airlock run.
+    run_id = run_id or store.run_id_for_flow_run(current_flow_run_id())
     resumed = _pinned_run(store, run_id)
     if resumed is not None:
         # A resumed run goes on with the plan and input it pinned, whatever the playbook says today.
@@ -90,7 +92,8 @@ async def _wait_for_reviewers(run_id: str, playbook: str, plan: Plan, window: fl
                               actor: str) -> None:
     store = resources().store
     deadline = time.monotonic() + window
-    refused, told = 0, False
+    # A suspended run waits again from the top when resumed: reviewers were told the first time.
+    refused, told = 0, bool(store.audit_trail(run_id, "review.waiting"))
     while store.pending_review_count(run_id) and (remaining := deadline - time.monotonic()) > 0:
         store.update_run(run_id, status="waiting_review")
         store.renew_lease(run_id, remaining + 600)  # alive for as long as it waits
@@ -100,7 +103,7 @@ async def _wait_for_reviewers(run_id: str, playbook: str, plan: Plan, window: fl
             notify_waiting(run_id, playbook, remaining)
             told = True
         review = await wait_for_review(review_description(run_id, playbook, window, refused=refused), remaining,
-                                       settings.review_poll_interval)
+                                       settings.review_poll_interval, suspend_after=settings.review_suspend_after)
         store.update_run(run_id, status="running")
         refused = apply_review_input(run_id, review).refused
         commit_decided(run_id, plan, False, actor)

@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     token: SecretStr | None = Field(default=None, description="your user token (the CLI acts as its user)")
     review_host: str = Field(default="127.0.0.1", description="address the review page binds to")
     review_port: int = Field(default=8765, ge=1, le=65535, description="port of the review page")
+    review_suspend_after: float = Field(
+        default=600, ge=0, description="under a deployment, review windows at least this long suspend the run")
 
     @field_validator("webhooks", mode="before")
     @classmethod

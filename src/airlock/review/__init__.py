@@ -37,6 +37,10 @@ def four_eyes(store: Store, run: dict[str, Any]) -> bool:
     return bool(plan.get("policy", {}).get("four_eyes", False))
 
 
+class ReviewWindowClosed(StateConflict):
+    """A suspended run's review window closed: it will not resume; a follow-up commits instead."""
+
+
 @dataclass
 class DecisionResult:
     decided: list[dict[str, Any]]
@@ -92,11 +96,16 @@ def take_effect(store: Store, run_ids: Sequence[str], *, resume: Callable[[str, 
     for run_id in run_ids:
         run = store.get_run(run_id)
         flow_run_id = run.get("prefect_flow_run_id")
-        if run["status"] == "waiting_review" and flow_run_id and resume(
-            flow_run_id, {"note": f"decided in the store by {actor}"}
-        ):
-            how[run_id] = "resumed"
-            continue
+        if run["status"] == "waiting_review" and flow_run_id:
+            try:
+                if resume(flow_run_id, {"note": f"decided in the store by {actor}"}):
+                    how[run_id] = "resumed"
+                    continue
+            except ReviewWindowClosed:
+                # A suspended run whose window closed holds no process and will not come back.
+                follow_up(run_id)
+                how[run_id] = "committed (its review window had closed)"
+                continue
         if run["status"] in ("running", "waiting_review"):
             # The run is still going and will commit what was decided before it finishes.
             how[run_id] = "left to the running run"

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from airlock.errors import NotFound, StateConflict, UserError
 from airlock.store.base import StoreBase
-from airlock.store.schema import audit_events, decisions, proposals, review_items
+from airlock.store.schema import audit_events, decisions, proposals, review_items, runs
 from airlock.validation.findings import values_hash
 
 # Reopened items go to the top of the queue.
@@ -83,3 +83,10 @@ class ReviewRepo(StoreBase):
                 item_id=item.id, run_id=item.run_id, record_id=item.record_id, decision="undone", actor=actor,
                 source=source, proposal_hash=item.proposal_hash, note=f"undid {item.status}", at=self.now()))
             return dict(item._mapping) | {"status": "pending", "was": item.status}
+
+    def run_id_for_flow_run(self, flow_run_id: str | None) -> str | None:
+        """The Airlock run a Prefect flow run pinned, if any (a suspended run re-enters by it)."""
+        if flow_run_id is None:
+            return None
+        rows = self._rows(sa.select(runs.c.id).where(runs.c.prefect_flow_run_id == flow_run_id).limit(1))
+        return str(rows[0]["id"]) if rows else None

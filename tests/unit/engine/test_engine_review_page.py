@@ -237,3 +237,17 @@ def test_users_are_created_from_the_cli_and_the_cli_acts_as_the_token_user(
     assert main(["users", "list"]) == 0
     listing = capsys.readouterr().out
     assert "rita" in listing and "alk_" not in listing
+
+
+def test_a_suspended_run_whose_window_closed_gets_a_follow_up_commit(store: Store) -> None:
+    from airlock import review
+
+    run_id = seed_queue(store, 1, status="waiting_review")
+    store.update_run(run_id, prefect_flow_run_id="e" * 36)
+    followed: list[str] = []
+
+    def closed(_flow_run_id: str, _input: dict[str, Any]) -> bool:
+        raise review.ReviewWindowClosed("its window closed")
+
+    how = review.take_effect(store, [run_id], resume=closed, follow_up=followed.append, actor="alice")
+    assert how == {run_id: "committed (its review window had closed)"} and followed == [run_id]
