@@ -1,4 +1,4 @@
-"""Headless Debian chromium driven by Playwright (no browser download), one per session, and the
+"""Headless Debian chromium driven by Playwright (no browser download), one per test module, and the
 review page served by uvicorn on a free port in a thread of the test process."""
 
 from __future__ import annotations
@@ -24,7 +24,9 @@ def _chromium() -> str | None:
     return shutil.which("chromium")
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API keeps an event loop running in the main thread
+# while it is open, and later tests call asyncio.run() there.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     executable = _chromium()
     try:
