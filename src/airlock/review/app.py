@@ -196,6 +196,14 @@ class ReviewPage:
 
     def _edit(self, request: Request, body: EditBody) -> Response:
         who = self.identity(request)
+        found = self.store.review_items_for(status=None, item_ids=[body.id])
+        if not found:
+            raise NotFound(f"no review item {body.id}")
+        run = self.store.get_run(found[0]["run_id"])
+        # Checked before the edit: someone who may not approve must not change the proposal either.
+        if review.four_eyes(self.store, run) and run["started_by"] == who.name:
+            raise StateConflict(f"item {body.id} belongs to run {run['id'][:8]} that you started; its playbook "
+                                "requires four eyes: someone else must edit and approve it")
         new_hash = self.store.edit_proposal(body.id, body.hash, body.edits, actor=who.name)
         result = review.decide(self.store, [body.id], "approved", actor=who.name, source=SOURCE, note=body.note,
                                shown={body.id: new_hash}, edits={body.id: body.edits})

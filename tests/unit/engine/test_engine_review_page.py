@@ -144,6 +144,10 @@ def test_four_eyes_keeps_a_starter_from_approving_their_own_run(
     refused = client.post("/api/decide", headers={"x-csrf-token": csrf}, json={
         "decision": "approved", "items": [{"id": items[0]["id"], "hash": items[0]["proposal_hash"]}]})
     assert refused.status_code == 409 and "four eyes" in refused.json()["error"]
+    edit = client.post("/api/edit", headers={"x-csrf-token": csrf}, json={
+        "id": items[0]["id"], "hash": items[0]["proposal_hash"], "edits": {"country_code": "AT"}})
+    assert edit.status_code == 409
+    assert store.proposals_for(run_id, [items[0]["record_id"]])[0]["proposal_hash"] == items[0]["proposal_hash"]
     rejected = client.post("/api/decide", headers={"x-csrf-token": csrf}, json={
         "decision": "rejected", "items": [{"id": items[1]["id"], "hash": items[1]["proposal_hash"]}]})
     assert rejected.status_code == 200
