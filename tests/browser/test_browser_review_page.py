@@ -14,6 +14,7 @@ import pytest
 
 from airlock.review import auth
 from airlock.review.app import create_app
+from airlock.review.effects import Hooks
 from airlock.settings import Settings
 from tests.browser.conftest import DOCS, LiveServer
 from tests.conftest import sample_accounts, write_accounts
@@ -127,3 +128,30 @@ def test_review_a_paused_run_with_the_keyboard(prefect_backend: None, airlock_en
     assert {(d["actor"], d["source"]) for d in decisions} == {("alice", "review-page")}
     assert [d["decision"] for d in decisions if d["item_id"] == ids[2]] == ["approved", "undone", "approved"]
     assert any(e["kind"] == "review.resumed" for e in store().audit_trail(run_id))
+
+
+def test_an_operator_discards_a_dead_letter_on_the_page(airlock_env: Path, browser: Any) -> None:
+    from tests.review_seed import seed_queue
+
+    run_id = seed_queue(store(), 1)
+    letter = store().add_dead_letter(run_id=run_id, kind="record", stage="execute", step_id="normalize_phone",
+                                     record_ids=["R00000"], error_type="ToolInputError", error="phone too long",
+                                     retryable=False, attempts=[{"n": 1}, {"n": 2}], payload={})
+    token = auth.add_user(store(), "otto", "operator", actor="admin")
+    hooks = Hooks(resume=lambda _id, _input: False, follow_up=lambda _run, _actor: None)
+    with LiveServer(create_app(store(), hooks)) as server:
+        page = browser.new_page()
+        page.goto(server.url)
+        page.fill("#token", token)
+        page.press("#token", "Enter")
+        page.click("#letters-tab")
+        row = page.locator("#letters-body tr", has_text="phone too long")
+        row.wait_for()
+        assert "ToolInputError" in row.inner_text() and "normalize_phone" in row.inner_text()
+        page.once("dialog", lambda dialog: dialog.accept("known bad input"))
+        row.get_by_role("button", name="Discard").click()
+        page.wait_for_selector("#toast.show")
+        page.close()
+    discarded = store().get_dead_letter(letter)
+    assert (discarded["status"], discarded["resolved_by"], discarded["resolution"]) == (
+        "discarded", "otto", "known bad input")

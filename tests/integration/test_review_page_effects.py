@@ -46,3 +46,26 @@ def test_a_decision_on_a_finished_run_is_committed_by_a_follow_up(prefect_backen
     assert set(crm().get(written)) == set(written)
     follow_ups = store().audit_trail(run_id, "review.follow_up_commit")
     assert follow_ups and {e["actor"] for e in follow_ups} == {"rosa"}
+
+
+def test_an_operator_replays_a_dead_letter_from_the_page(prefect_backend: None, airlock_env: Path,
+                                                         tmp_path: Path) -> None:
+    from airlock.cli.review import page_hooks
+
+    rows = sample_accounts(40, start=1700)
+    rows[5]["phone"] = "5" * 5000  # refused by the phone tool every time: a dead letter
+    _, report = run_flow(write_accounts(tmp_path / "in.csv", rows), review_timeout=0)
+    [letter] = store().dead_letters_for(run_id=report["run_id"])
+    client = TestClient(create_app(store(), page_hooks(Settings())))
+    reviewer = {"authorization": f"Bearer {auth.add_user(store(), 'rosa', 'reviewer', actor='admin')}"}
+    operator = {"authorization": f"Bearer {auth.add_user(store(), 'otto', 'operator', actor='admin')}"}
+    body = {"ids": [letter["id"]], "reason": "the phone tool was fixed"}
+    assert client.post("/api/deadletters/replay", json=body, headers=reviewer).status_code == 403
+    assert client.post("/api/deadletters/replay", json={"ids": [letter["id"]]}, headers=operator
+                       ).status_code == 400  # a replay needs a reason
+    replayed = client.post("/api/deadletters/replay", json=body, headers=operator)
+    assert replayed.status_code == 200, replayed.text
+    assert replayed.json()["replayed"][str(letter["id"])]["failed_again"] == 1
+    started = store().audit_trail(report["run_id"], "deadletter.replay_started")
+    assert [(e["actor"], e["data"]["reason"]) for e in started] == [("otto", "the phone tool was fixed")]
+    assert_conserved(build_report(store(), report["run_id"], with_records=True), 40)
