@@ -130,7 +130,7 @@ def main() -> int:
           f"< {GOALS['batch_1000_s']:.0f} s | {server['batch_s'] / GOALS['batch_1000_s']:.2f} |")
     print(f"| loading a queue of {server['batch_items']:,} items | {server['list_s']:.2f} s | | |")
     if keys is None:
-        print("| keystrokes per decision | (chromium or playwright missing: not measured) | 1 | |")
+        print("| keystrokes per decision | not measured (--no-browser, or no chromium/playwright) | 1 | |")
     else:
         print(f"| keystrokes to review {keys['items']} items | {keys['keys']} ({keys['decided']} decided) | "
               f"{keys['items']} | {keys['keys_per_decision'] / GOALS['keys_per_decision']:.2f} |")
