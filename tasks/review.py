@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from airlock.notify import Notice, notifier_for
 from airlock.orchestration import ReviewInput
-from airlock.review import DASHBOARD_ACTOR, four_eyes, needs_named_approver
+from airlock.review import DASHBOARD_ACTOR, decide, four_eyes, needs_named_approver
 from tasks.resources import current_settings, resources
 
 
@@ -62,13 +62,17 @@ def apply_review_input(run_id: str, review: ReviewInput) -> DashboardDecisions:
     unknown = [rid for rid in review.reject_ids if rid not in by_record]
     if review.reject_ids:
         ids = [by_record[rid] for rid in review.reject_ids if rid in by_record]
-        decided += len(store.decide(ids, "rejected", actor=DASHBOARD_ACTOR, source="prefect-ui", note=review.note))
+        if ids:
+            decided += len(decide(store, ids, "rejected", actor=DASHBOARD_ACTOR, source="prefect-ui",
+                                  note=review.note).decided)
     if review.approve_all:
         strict = four_eyes(store, store.get_run(run_id))
         named = {item["record_id"] for item in pending if strict or needs_named_approver(item)}
         rest = [item_id for rid, item_id in by_record.items() if rid not in review.reject_ids and rid not in named]
         refused = len([rid for rid in named if rid not in review.reject_ids])
-        decided += len(store.decide(rest, "approved", actor=DASHBOARD_ACTOR, source="prefect-ui", note=review.note))
+        if rest:
+            decided += len(decide(store, rest, "approved", actor=DASHBOARD_ACTOR, source="prefect-ui",
+                                  note=review.note).decided)
     store.audit("review.resumed", actor=DASHBOARD_ACTOR if (review.approve_all or review.reject_ids) else "airlock",
                 run_id=run_id, data={"approve_all": review.approve_all, "reject_ids": review.reject_ids,
                                      "unknown_ids": unknown, "note": review.note, "timed_out": review.timed_out,

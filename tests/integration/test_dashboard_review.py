@@ -122,6 +122,8 @@ def test_the_dashboard_resume_form_approves_and_invalid_input_writes_nothing(
     assert {(d["actor"], d["source"]) for d in decisions} == {(review.DASHBOARD_ACTOR, "prefect-ui")}
     assert {d["record_id"]: d["decision"] for d in decisions}[reject] == "rejected"
     assert len(decisions) == len(pending)
+    approved = store().audit_trail(run_id, "review.approved")
+    assert len(approved) == len(pending) - 1 and {e["actor"] for e in approved} == {review.DASHBOARD_ACTOR}
     resumed = [e for e in store().audit_trail(run_id) if e["kind"] == "review.resumed"]
     assert resumed[-1]["data"]["unknown_ids"] == ["no-such-record"]
 
