@@ -12,6 +12,7 @@ import contextlib
 from typing import Any
 from uuid import UUID
 
+from prefect.client.orchestration import get_client
 from prefect.context import FlowRunContext
 from prefect.exceptions import FlowPauseTimeout, NotPausedError
 from prefect.flow_runs import apause_flow_run, aresume_flow_run, asuspend_flow_run, resume_flow_run
@@ -85,9 +86,19 @@ def resume_paused_run(flow_run_id: str, run_input: dict[str, Any]) -> bool:
     try:
         resume_flow_run(UUID(flow_run_id), run_input=run_input)
     except NotPausedError:
+        # Not paused: either it is between two waits and will read the store itself, or it is over
+        # (a suspended run whose window Prefect closed, a crash) and will never commit anything.
+        if _has_ended(flow_run_id):
+            raise ReviewWindowClosed(f"flow run {flow_run_id} is over; it will not resume") from None
         return False
     except FlowPauseTimeout as error:
         raise ReviewWindowClosed(f"flow run {flow_run_id} stopped waiting for review (its window closed)") from error
     except RuntimeError as error:
         raise StateConflict(f"Prefect refused to resume flow run {flow_run_id}: {error}") from error
     return True
+
+
+def _has_ended(flow_run_id: str) -> bool:
+    with get_client(sync_client=True) as client:
+        state = client.read_flow_run(UUID(flow_run_id)).state
+    return state is not None and state.is_final()

@@ -51,18 +51,13 @@ def _until(predicate: object, what: str, stack: Stack, seconds: float = 180) -> 
     pytest.fail(f"never happened: {what}\n{stack.tail()}")
 
 
-def test_a_long_review_suspends_and_the_second_pass_repeats_nothing(stack: Stack, tmp_path: Path) -> None:
+def test_a_long_review_suspends_repeats_nothing_and_a_closed_window_fails_closed(stack: Stack, tmp_path: Path) -> None:
     from airlock.report import build_report
     from airlock.store import Store
     from systems.crm import CrmDatabase
 
     source = write_accounts(tmp_path / "in.csv", sample_accounts(RECORDS, start=300))
-    result = subprocess.run(
-        [str(AIRLOCK.parent / "prefect"), "deployment", "run", "run-request/run-request",
-         "--param", f"input_path={source}", "--param", "review_timeout=900"],
-        cwd=PROJECT, env=stack.env, capture_output=True, text=True, timeout=60, check=False)
-    assert result.returncode == 0, result.stdout + result.stderr
-    flow_run_id = result.stdout.split("UUID:")[1].split()[0]
+    flow_run_id = _start(stack, source, 900)
     store = Store.open(stack.store_url)
     api = httpx.Client(base_url=stack.api, timeout=10)
     try:
@@ -91,11 +86,39 @@ def test_a_long_review_suspends_and_the_second_pass_repeats_nothing(stack: Stack
         # The chunks were committed before the suspension and not again; one commit of the decisions.
         assert len(store.audit_trail(run["id"], "commit")) == commits_before + 1
         assert {d["actor"] for d in store.decisions_for(run["id"])} == {"bob"}
+        crm = CrmDatabase(stack.crm_url)
+        try:
+            assert crm.count_applied() == report["counts"]["written"] + report["counts"]["unchanged"]
+        finally:
+            crm.dispose()
+
+        # A window that closes: nothing flagged is written, the items stay pending in the queue, and a
+        # later decision is committed by a follow-up run.
+        late = _start(stack, write_accounts(tmp_path / "late.csv", sample_accounts(RECORDS, start=700)), 3)
+        _until(lambda: api.get(f"/flow_runs/{late}").json()["state"]["name"] == "Suspended",
+               "the second run is suspended", stack)
+        late_run = next(r for r in store.list_runs() if r["prefect_flow_run_id"] == late)
+        waiting = store.review_items_for(run_id=late_run["id"])
+        assert waiting
+        time.sleep(5)  # past its window
+        assert store.review_items_for(run_id=late_run["id"]) == waiting
+        decided = subprocess.run([str(AIRLOCK), "review", "approve", "--run", late_run["id"][:8], "--all"],
+                                 cwd=PROJECT, env=stack.env | {"AIRLOCK_USER": "bob"}, capture_output=True,
+                                 text=True, timeout=180, check=False)
+        assert decided.returncode == 0, decided.stdout + decided.stderr
+        assert "committed by a follow-up (its flow run is over)" in decided.stdout
+        after = build_report(store, late_run["id"])
+        assert after["conserved"] and after["counts"]["pending_review"] == 0
+        assert store.get_run(late_run["id"])["status"] == "completed"
     finally:
         api.close()
         store.engine.dispose()
-    crm = CrmDatabase(stack.crm_url)
-    try:
-        assert crm.count_applied() == report["counts"]["written"] + report["counts"]["unchanged"]
-    finally:
-        crm.dispose()
+
+
+def _start(stack: Stack, source: Path, window: float) -> str:
+    result = subprocess.run(
+        [str(AIRLOCK.parent / "prefect"), "deployment", "run", "run-request/run-request",
+         "--param", f"input_path={source}", "--param", f"review_timeout={window}"],
+        cwd=PROJECT, env=stack.env, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout.split("UUID:")[1].split()[0]

@@ -38,7 +38,8 @@ def four_eyes(store: Store, run: dict[str, Any]) -> bool:
 
 
 class ReviewWindowClosed(StateConflict):
-    """A suspended run's review window closed: it will not resume; a follow-up commits instead."""
+    """A run's flow run is over (a suspended run whose window closed, a crash): it will not resume
+    to commit decisions, so a follow-up run commits them instead."""
 
 
 @dataclass
@@ -102,9 +103,9 @@ def take_effect(store: Store, run_ids: Sequence[str], *, resume: Callable[[str, 
                     how[run_id] = "resumed"
                     continue
             except ReviewWindowClosed:
-                # A suspended run whose window closed holds no process and will not come back.
+                # Its flow run is over and holds no process: it will not come back to commit.
                 follow_up(run_id)
-                how[run_id] = "committed (its review window had closed)"
+                how[run_id] = "committed by a follow-up (its flow run is over)"
                 continue
         if run["status"] in ("running", "waiting_review"):
             # The run is still going and will commit what was decided before it finishes.

@@ -254,4 +254,4 @@ def test_a_suspended_run_whose_window_closed_gets_a_follow_up_commit(store: Stor
         raise review.ReviewWindowClosed("its window closed")
 
     how = review.take_effect(store, [run_id], resume=closed, follow_up=followed.append, actor="alice")
-    assert how == {run_id: "committed (its review window had closed)"} and followed == [run_id]
+    assert how == {run_id: "committed by a follow-up (its flow run is over)"} and followed == [run_id]
