@@ -27,7 +27,7 @@ from tasks.load import PinRunInput, pin_run
 from tasks.plan import PlannedRun, PlanRequestInput, plan_request
 from tasks.report import finish_run
 from tasks.resources import current_settings, resources
-from tasks.review import apply_review_input, review_description
+from tasks.review import apply_review_input, notify_waiting, review_description
 
 
 @flow(name="run-request", log_prints=True)
@@ -53,6 +53,8 @@ async def run_request(
     settings = current_settings()
     actor = started_by or settings.actor
     store = resources().store
+    # A suspended run comes back as the same flow run with the same parameters: find its Airlock run.
+    run_id = run_id or store.run_id_for_flow_run(current_flow_run_id())
     resumed = _pinned_run(store, run_id)
     if resumed is not None:
         # A resumed run goes on with the plan and input it pinned, whatever the playbook says today.
@@ -96,15 +98,20 @@ async def _wait_for_reviewers(run_id: str, playbook: str, plan: Plan, window: fl
                               actor: str) -> None:
     store = resources().store
     deadline = time.monotonic() + window
+    # A suspended run waits again from the top when resumed: reviewers were told the first time.
+    refused, told = 0, bool(store.audit_trail(run_id, "review.waiting"))
     while store.pending_review_count(run_id) and (remaining := deadline - time.monotonic()) > 0:
         store.update_run(run_id, status="waiting_review")
         store.renew_lease(run_id, remaining + 600)  # alive for as long as it waits
         store.audit("review.waiting", actor="airlock", run_id=run_id,
                     data={"pending": store.pending_review_count(run_id), "window_seconds": round(remaining, 1)})
-        review = await wait_for_review(review_description(run_id, playbook, window), remaining,
-                                       settings.review_poll_interval)
+        if not told:
+            notify_waiting(run_id, playbook, remaining)
+            told = True
+        review = await wait_for_review(review_description(run_id, playbook, window, refused=refused), remaining,
+                                       settings.review_poll_interval, suspend_after=settings.review_suspend_after)
         store.update_run(run_id, status="running")
-        apply_review_input(run_id, review)
+        refused = apply_review_input(run_id, review).refused
         commit_decided(run_id, plan, False, actor)
         if review.timed_out:
             break

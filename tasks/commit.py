@@ -100,7 +100,11 @@ def commit_decided_fn(run_id: str, plan: Plan, dry_run: bool, actor: str) -> Com
         store.set_outcomes(run_id, {rid: "rejected" for rid in rejected})
         summary.outcomes["rejected"] = summary.outcomes.get("rejected", 0) + len(rejected)
     if not dry_run:
-        store.mark_committed([i["id"] for i in decided])
+        # An approval whose write hit an idempotency conflict was not carried out: it goes back to a
+        # person (reopened with that reason) instead of being marked done with nothing to act on.
+        conflicted = {i["id"] for i in decided if i["record_id"] in set(summary.conflicts)}
+        store.reopen_review_items(sorted(conflicted), reason="idempotency_conflict", actor=actor)
+        store.mark_committed([i["id"] for i in decided if i["id"] not in conflicted])
     return summary
 
 

@@ -7,7 +7,9 @@
     │   ├── InputDataError            an input dataset that is missing or has the wrong columns
     │   ├── PlanRejected              check_plan found problems (``.problems`` lists them all)
     │   ├── NotFound                  a run, review item or dead letter id that does not exist
-    │   └── StateConflict             the action does not fit the object's state (already decided…)
+    │   ├── StateConflict             the action does not fit the object's state (already decided…)
+    │   ├── Unauthenticated           no token or session, or one that is not (any more) valid
+    │   └── Forbidden                 the user's role does not allow the action
     ├── ToolError                     a tool call failed
     │   ├── ToolInputError            the tool refuses this input; the same input fails again
     │   ├── ToolOutputError           the output broke the tool's contract
@@ -68,6 +70,14 @@ class NotFound(UserError):
 
 
 class StateConflict(UserError):
+    pass
+
+
+class Unauthenticated(UserError):
+    pass
+
+
+class Forbidden(UserError):
     pass
 
 

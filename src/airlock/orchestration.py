@@ -12,14 +12,15 @@ import contextlib
 from typing import Any, cast
 from uuid import UUID
 
+from prefect.client.orchestration import get_client
 from prefect.context import FlowRunContext
-from prefect.exceptions import NotPausedError
-from prefect.flow_runs import apause_flow_run, aresume_flow_run, resume_flow_run
+from prefect.exceptions import FlowPauseTimeout, NotPausedError
+from prefect.flow_runs import apause_flow_run, aresume_flow_run, asuspend_flow_run, resume_flow_run
 from prefect.input import RunInput
 from prefect.input.run_input import keyset_from_base_key
 
 from airlock.errors import ConfigError, StateConflict
-from airlock.review import DASHBOARD_ACTOR
+from airlock.review import DASHBOARD_ACTOR, ReviewWindowClosed
 
 __all__ = ["DASHBOARD_ACTOR", "ReviewInput", "current_flow_run_id", "read_secret", "resume_paused_run",
            "wait_for_review"]
@@ -44,17 +45,27 @@ def current_flow_run_id() -> str | None:
     return str(context.flow_run.id) if context and context.flow_run else None
 
 
-async def wait_for_review(description: str, window_seconds: float, poll_interval: float) -> ReviewInput:
+async def wait_for_review(description: str, window_seconds: float, poll_interval: float, *,
+                          suspend_after: float | None = None) -> ReviewInput:
     """Pause the current flow run until a person resumes it or ``window_seconds`` pass.
 
     On expiry the flow resumes its own run with ``timed_out``; if that fails because the run is no
     longer paused, a person resumed it first and their input is read instead. Either way the run
-    goes on and ends Completed, never Failed by Prefect's pause timeout."""
+    goes on and ends Completed, never Failed by Prefect's pause timeout.
+
+    A run of a deployment whose window is at least ``suspend_after`` seconds is *suspended* instead:
+    its process exits, and a resume reschedules it on a worker, where it runs again from the top
+    (the store's stored outcomes make that pass repeat no work and no write) and this call returns
+    the input. Prefect's timeout ends such a window: the run is then Failed in Prefect, its items
+    stay pending in the store, and a later decision is committed by a follow-up run."""
     form = ReviewInput.with_initial_data(description=description)
     context = FlowRunContext.get()
     if context is None or context.flow_run is None:
         raise RuntimeError("wait_for_review must be called inside a flow run")
     flow_run_id = context.flow_run.id
+    if suspend_after is not None and window_seconds >= suspend_after and context.flow_run.deployment_id:
+        received = await asuspend_flow_run(wait_for_input=form, timeout=max(1, int(window_seconds)))
+        return received if isinstance(received, ReviewInput) else ReviewInput()
     pause = apause_flow_run(
         wait_for_input=form,
         timeout=int(window_seconds + PAUSE_MARGIN_SECONDS),
@@ -76,7 +87,13 @@ def resume_paused_run(flow_run_id: str, run_input: dict[str, Any]) -> bool:
     try:
         resume_flow_run(UUID(flow_run_id), run_input=run_input)
     except NotPausedError:
+        # Not paused: either it is between two waits and will read the store itself, or it is over
+        # (a suspended run whose window Prefect closed, a crash) and will never commit anything.
+        if _has_ended(flow_run_id):
+            raise ReviewWindowClosed(f"flow run {flow_run_id} is over; it will not resume") from None
         return False
+    except FlowPauseTimeout as error:
+        raise ReviewWindowClosed(f"flow run {flow_run_id} stopped waiting for review (its window closed)") from error
     except RuntimeError as error:
         raise StateConflict(f"Prefect refused to resume flow run {flow_run_id}: {error}") from error
     return True
@@ -91,3 +108,9 @@ def read_secret(block_name: str) -> str:
     except ValueError as error:
         raise ConfigError(f"Prefect Secret block {block_name!r} cannot be read: {error}") from error
     return str(value)
+
+
+def _has_ended(flow_run_id: str) -> bool:
+    with get_client(sync_client=True) as client:
+        state = client.read_flow_run(UUID(flow_run_id)).state
+    return state is not None and state.is_final()

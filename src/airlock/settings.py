@@ -57,6 +57,11 @@ class Settings(BaseSettings):
     http_timeout: float = Field(default=5.0, gt=0, description="seconds before a REST call gives up")
     lease_seconds: float = Field(default=600.0, gt=0, description="a run not renewing its lease this long is crashed")
     dlq_alert_threshold: int = Field(default=50, ge=1, description="notify when open dead letters reach this")
+    token: SecretStr | None = Field(default=None, description="your user token (the CLI acts as its user)")
+    review_host: str = Field(default="127.0.0.1", description="address the review page binds to")
+    review_port: int = Field(default=8765, ge=1, le=65535, description="port of the review page")
+    review_suspend_after: float = Field(
+        default=600, ge=0, description="under a deployment, review windows at least this long suspend the run")
 
     @field_validator("webhooks", "http_allowed_hosts", mode="before")
     @classmethod

@@ -13,6 +13,7 @@ import pytest
 
 from airlock import review
 from airlock.cli import main
+from airlock.errors import StateConflict
 from airlock.orchestration import resume_paused_run
 from tests.conftest import sample_accounts, write_accounts
 from tests.integration.flow_helpers import assert_conserved, crm, run_flow, store
@@ -80,3 +81,34 @@ def test_decisions_after_the_run_stopped_waiting_are_committed(
     # Approving again changes nothing.
     assert main(["review", "approve", "--run", report["run_id"][:8], "--all"]) == 0
     assert "nothing pending" in capsys.readouterr().out
+
+
+def test_an_approval_whose_write_conflicts_goes_back_to_a_named_reviewer(
+    prefect_backend: None, airlock_env: Path, tmp_path: Path
+) -> None:
+    from airlock.ledger import idempotency_key
+    from airlock.plan import Plan
+
+    _, report = run_flow(write_accounts(tmp_path / "in.csv", sample_accounts(60, start=900)), review_timeout=0)
+    run_id = report["run_id"]
+    item = store().review_items_for(run_id=run_id)[0]
+    plan = Plan.model_validate(store().get_plan(store().get_run(run_id)["plan_hash"]))
+    # The same key already carried other values (a tool that answered differently on a retry).
+    store().record_intents([{
+        "idempotency_key": idempotency_key(run_id, plan.hash, plan.writes[0], item["record_id"]), "run_id": run_id,
+        "record_id": item["record_id"], "write_id": plan.writes[0].id, "target": plan.writes[0].target,
+        "tool": plan.writes[0].tool, "values_hash": "something-else",
+    }])
+    assert main(["review", "approve", str(item["id"])]) == 0
+    reopened = store().review_items_for(run_id=run_id, item_ids=[item["id"]])
+    assert reopened and "idempotency_conflict" in reopened[0]["reasons"]
+    assert reopened[0]["committed"] is False
+    assert review.needs_named_approver(reopened[0])
+    outcomes = {r["record_id"]: r["outcome"] for r in store().record_outcomes(run_id)}
+    assert outcomes[item["record_id"]] == "pending_review"
+    assert item["record_id"] not in crm().get([item["record_id"]])
+    assert any(e["kind"] == "review.reopened" and e["subject"] == str(item["id"])
+               for e in store().audit_trail(run_id))
+    # The dashboard cannot approve it: it needs someone identified.
+    with pytest.raises(StateConflict):
+        review.decide(store(), [item["id"]], "approved", actor=review.DASHBOARD_ACTOR, source="prefect-ui")

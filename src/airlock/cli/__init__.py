@@ -9,7 +9,7 @@ import click
 import typer
 from rich.console import Console
 
-from airlock.cli import db, dlq, plan, review, run, runs
+from airlock.cli import db, dlq, plan, review, run, runs, users
 from airlock.errors import AirlockError, InfrastructureError, UserError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -22,6 +22,7 @@ app.add_typer(review.app, name="review")
 app.add_typer(dlq.app, name="dlq")
 app.add_typer(runs.app, name="runs")
 app.add_typer(db.app, name="db")
+app.add_typer(users.app, name="users")
 
 err = Console(stderr=True)
 

@@ -52,3 +52,11 @@ def reap_runs(store: Store, config: Settings) -> list[dict[str, Any]]:
 
 def print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, default=str, ensure_ascii=False))
+
+
+def acting_as(config: Settings, store: Store, role: str) -> str:
+    """Who a command acts as: the user of AIRLOCK_TOKEN once users exist (with at least ``role``),
+    before that AIRLOCK_USER or the OS user."""
+    from airlock.review.auth import cli_identity
+
+    return cli_identity(store, config, role).name

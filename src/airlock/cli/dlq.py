@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from airlock import deadletter
-from airlock.cli.common import console, open_store, print_json, settings
+from airlock.cli.common import acting_as, console, open_store, print_json, settings
 from airlock.errors import UserError
 from airlock.project import load_project_object
 
@@ -84,7 +84,7 @@ def replay_command(letter_ids: IdsArg = None, reason: ReasonOpt = "", run: RunOp
                                                   allow_changed_tools=allow))
         return result
 
-    result = deadletter.replay(store, ids, actor=config.actor, reason=reason, replayer=replayer,
+    result = deadletter.replay(store, ids, actor=acting_as(config, store, "operator"), reason=reason, replayer=replayer,
                                allow_changed_tools=allow_changed_tools)
     for letter_id, outcome in result.items():
         written = ", ".join(f"{n} {name}" for name, n in outcome["written"].items()) or "nothing written"
@@ -100,5 +100,5 @@ def discard_command(letter_ids: IdsArg = None, reason: ReasonOpt = "", run: RunO
     config = settings()
     store = open_store(config)
     ids = _selection(store, letter_ids or [], run, step, error_type, all_matching)
-    done = deadletter.discard(store, ids, actor=config.actor, reason=reason)
+    done = deadletter.discard(store, ids, actor=acting_as(config, store, "operator"), reason=reason)
     console.print(f"discarded {len(done)} dead letter(s)")

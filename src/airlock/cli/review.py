@@ -1,4 +1,6 @@
-"""``airlock review``: the review queue from a terminal. The actor is AIRLOCK_USER or the OS user."""
+"""``airlock review``: the review queue from a terminal, and ``serve`` for the review page.
+
+The actor is the user of AIRLOCK_TOKEN once users exist, before that AIRLOCK_USER or the OS user."""
 
 from __future__ import annotations
 
@@ -9,9 +11,10 @@ import typer
 from rich.table import Table
 
 from airlock import review
-from airlock.cli.common import console, open_store, print_json, settings
+from airlock.cli.common import acting_as, console, open_store, print_json, settings
 from airlock.errors import UserError
 from airlock.project import load_project_object
+from airlock.review.effects import Hooks
 from airlock.settings import Settings
 
 app = typer.Typer(no_args_is_help=True, help="Decide flagged records: approve writes them, reject never does.")
@@ -54,6 +57,7 @@ def _changes(changes: dict[str, Any]) -> str:
 def _decide(decision: str, item_ids: list[int], run: str | None, all_pending: bool, note: str) -> None:
     config = settings()
     store = open_store(config)
+    actor = acting_as(config, store, "reviewer")
     if all_pending:
         if run is None:
             raise UserError("--all needs --run: decide one run's queue at a time")
@@ -61,11 +65,11 @@ def _decide(decision: str, item_ids: list[int], run: str | None, all_pending: bo
         if not item_ids:
             console.print("nothing pending")
             return
-    result = review.decide(store, item_ids, decision, actor=config.actor, source="cli", note=note)
-    console.print(f"{decision} {len(result.decided)} item(s) as {config.actor}"
+    result = review.decide(store, item_ids, decision, actor=actor, source="cli", note=note)
+    console.print(f"{decision} {len(result.decided)} item(s) as {actor}"
                   + (f"; {result.skipped} were already decided" if result.skipped else ""))
-    how = review.take_effect(store, result.runs, resume=_resume, follow_up=lambda r: _follow_up(config, r),
-                             actor=config.actor)
+    how = review.take_effect(store, result.runs, resume=_resume, follow_up=lambda r: _follow_up(config, r, actor),
+                             actor=actor)
     for run_id, what in how.items():
         counts = store.outcome_counts(run_id)
         console.print(f"run {run_id[:8]}: {what}; now {counts}")
@@ -77,9 +81,44 @@ def _resume(flow_run_id: str, run_input: dict[str, Any]) -> bool:
     return resume_paused_run(flow_run_id, run_input)
 
 
-def _follow_up(config: Settings, run_id: str) -> None:
+def _follow_up(config: Settings, run_id: str, actor: str) -> None:
     flow = load_project_object(config.project_dir, "flows/commit_decisions.py:commit_decisions")
-    asyncio.run(flow(run_id=run_id, actor=config.actor))
+    asyncio.run(flow(run_id=run_id, actor=actor))
+
+
+def page_hooks(config: Settings) -> Hooks:
+    """The review page's ways to make decisions count: Prefect to resume runs, the project's flows
+    (loaded by path) for follow-up commits and dead-letter replays."""
+    replay_flow = load_project_object(config.project_dir, "flows/replay.py:replay_dead_letters")
+
+    def replayer(letters: list[dict[str, Any]], actor: str, why: str, allow: bool) -> dict[str, Any]:
+        result: dict[str, Any] = asyncio.run(replay_flow(letters=letters, actor=actor, reason=why,
+                                                         allow_changed_tools=allow))
+        return result
+
+    return Hooks(resume=_resume, follow_up=lambda run_id, actor: _follow_up(config, run_id, actor),
+                 replayer=replayer)
+
+
+@app.command("serve")
+def serve_command(
+    host: Annotated[str | None, typer.Option(help="address to bind; default AIRLOCK_REVIEW_HOST (127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option(help="port; default AIRLOCK_REVIEW_PORT (8765)")] = None,
+    secure_cookies: Annotated[bool, typer.Option(help="mark the session cookie Secure (behind TLS)")] = False,
+) -> None:
+    """The review page: one queue across runs, keyboard first. Log in with a token from 'airlock users add'."""
+    import uvicorn
+
+    from airlock.review.app import create_app
+
+    config = settings()
+    store = open_store(config)
+    if not store.has_users():
+        raise UserError("no users yet: create one with 'airlock users add NAME --role reviewer' to log in")
+    bind, at = host or config.review_host, port or config.review_port
+    console.print(f"review page on http://{bind}:{at} (Ctrl+C stops it)")
+    uvicorn.run(create_app(store, page_hooks(config), secure_cookies=secure_cookies), host=bind, port=at,
+                log_level="warning")
 
 
 ItemIds = Annotated[list[int] | None, typer.Argument(help="review item ids (see 'airlock review list')")]

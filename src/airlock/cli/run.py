@@ -12,7 +12,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from airlock.cli.common import console, open_store, print_json, settings
+from airlock.cli.common import acting_as, console, open_store, print_json, settings
 from airlock.errors import AirlockError, UserError
 from airlock.playbook import Playbook, dump_playbook, load_playbook
 from airlock.project import load_project_object
@@ -92,6 +92,8 @@ def _resolve(config: Settings, path: str) -> Path:
 def execute_run(config: Settings, playbook: str, input_path: str | None, review_timeout: float | None,
                 dry_run: bool, run_id: str | None, *, quiet: bool) -> dict[str, Any]:
     store = open_store(config)
+    # Once users exist a run is started by the user of AIRLOCK_TOKEN, so four eyes compare like with like.
+    actor = acting_as(config, store, "reviewer")
     preflight = load_project_object(config.project_dir, "flows/run_request.py:preflight")
     if run_id is not None:  # a resume: the run goes on with its pinned plan and input
         run = store.get_run(run_id)
@@ -109,9 +111,9 @@ def execute_run(config: Settings, playbook: str, input_path: str | None, review_
     watcher.start()
     try:
         asyncio.run(flow(playbook=playbook, input_path=input_path, review_timeout=review_timeout, dry_run=dry_run,
-                         run_id=run_id, started_by=config.actor))
+                         run_id=run_id, started_by=actor))
     except KeyboardInterrupt:
-        _mark_interrupted(store, run_id, config.actor)
+        _mark_interrupted(store, run_id, actor)
         raise
     finally:
         done.set()

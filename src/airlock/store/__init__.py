@@ -9,10 +9,12 @@ from airlock.store.db import ensure_schema, make_engine, upgrade
 from airlock.store.effects import EffectsRepo
 from airlock.store.llm import LlmRepo
 from airlock.store.proposals import ChunkVerdictWriter
+from airlock.store.review import ReviewRepo
 from airlock.store.runs import RunsRepo
+from airlock.store.users import UsersRepo
 
 
-class Store(RunsRepo, ChunkVerdictWriter, EffectsRepo, LlmRepo):
+class Store(RunsRepo, ChunkVerdictWriter, EffectsRepo, LlmRepo, ReviewRepo, UsersRepo):
     """One object for every repository, sharing one engine."""
 
     @classmethod

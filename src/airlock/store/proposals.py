@@ -105,7 +105,8 @@ class ProposalsRepo(StoreBase):
         return rows[:limit] if limit is not None else rows
 
     def decide(self, item_ids: Sequence[int], decision: str, *, actor: str, source: str, note: str = "",
-               shown_hashes: dict[int, str] | None = None) -> list[dict[str, Any]]:
+               shown_hashes: dict[int, str] | None = None,
+               edits: dict[int, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
         """Decide the items that are still pending; an already-decided item is left as it is.
         Returns the items this call decided."""
         decided: list[dict[str, Any]] = []
@@ -115,21 +116,25 @@ class ProposalsRepo(StoreBase):
             if len(rows) != len(set(item_ids)):
                 missing = sorted(set(item_ids) - {r.id for r in rows})
                 raise NotFound(f"no review item(s) {', '.join(map(str, missing))}")
-            for row in rows:
-                if shown_hashes is not None and shown_hashes.get(row.id) not in (None, row.proposal_hash):
-                    continue
+            wanted = {row.id: row for row in rows if row.status == "pending" and (
+                shown_hashes is None or shown_hashes.get(row.id) in (None, row.proposal_hash))}
+            ids = sorted(wanted)
+            for start in range(0, len(ids), 500):
+                # One statement per 500 items; RETURNING says which were still pending (another
+                # reviewer may have decided some since they were read).
                 updated = connection.execute(
                     review_items.update()
-                    .where(review_items.c.id == row.id, review_items.c.status == "pending")
+                    .where(review_items.c.id.in_(ids[start:start + 500]), review_items.c.status == "pending")
                     .values(status=decision, decided_at=now, decided_by=actor)
-                ).rowcount
-                if not updated:
-                    continue
-                connection.execute(decisions.insert().values(
-                    item_id=row.id, run_id=row.run_id, record_id=row.record_id, decision=decision, actor=actor,
-                    source=source, proposal_hash=row.proposal_hash, note=note, at=now,
-                ))
-                decided.append(dict(row._mapping) | {"status": decision})
+                    .returning(review_items.c.id)
+                ).scalars().all()
+                decided += [dict(wanted[item_id]._mapping) | {"status": decision} for item_id in sorted(updated)]
+            self._insert_many(decisions, [
+                {"item_id": row["id"], "run_id": row["run_id"], "record_id": row["record_id"], "decision": decision,
+                 "actor": actor, "source": source, "proposal_hash": row["proposal_hash"], "note": note, "at": now,
+                 "edits": (edits or {}).get(row["id"])}
+                for row in decided
+            ], connection)
         return decided
 
     def pending_review_count(self, run_id: str) -> int:

@@ -113,6 +113,8 @@ decisions = sa.Table(
     sa.Column("proposal_hash", sa.String(40), nullable=False),
     sa.Column("note", sa.Text, nullable=False, default=""),
     sa.Column("at", UTCDateTime, nullable=False),
+    # Values a reviewer typed in place of the proposed ones (``e`` on the review page), if any.
+    sa.Column("edits", sa.JSON),
 )
 
 effects = sa.Table(
@@ -171,6 +173,26 @@ audit_events = sa.Table(
     sa.Column("subject", sa.String(200), nullable=False, default=""),
     sa.Column("data", sa.JSON, nullable=False),
     sa.Index("ix_audit_run", "run_id", "id"),
+)
+
+# Reviewers and operators. Only a hash of each token is kept: a leaked store reveals no token.
+users = sa.Table(
+    "users", metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("role", sa.String(20), nullable=False),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("disabled", sa.Boolean, nullable=False, default=False),
+)
+
+# Review page sessions, keyed by the hash of the cookie value; the CSRF token is per session.
+sessions = sa.Table(
+    "sessions", metadata,
+    sa.Column("id_hash", sa.String(64), primary_key=True),
+    sa.Column("user_name", sa.String(100), sa.ForeignKey("users.name"), nullable=False),
+    sa.Column("csrf", sa.String(64), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
 )
 
 APPEND_ONLY_TABLES = ("audit_events", "decisions")

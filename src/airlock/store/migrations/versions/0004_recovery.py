@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 
 revision = "0004_recovery"
-down_revision = "0002_llm"
+down_revision = "0003_review"
 branch_labels = None
 depends_on = None
 
