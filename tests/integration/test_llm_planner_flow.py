@@ -68,9 +68,10 @@ def test_plan_pins_a_request_in_words_and_the_pinned_plan_runs(
     out = tmp_path / "fill_german.yaml"
     assert main(["plan", FREE_TEXT, "--out", str(out), "--input", str(data)]) == 0
     printed = capsys.readouterr().out
-    assert "not possible with the registered tools" in printed and "tickets" in printed
+    assert "not possible with the registered tools" in printed and "German" in printed
     pinned = load_playbook(out)
     assert pinned.plan is not None and pinned.plan_hash == pinned.plan.hash
+    assert [w.tool for w in pinned.plan.writes] == ["crm_update_accounts", "tickets_open"]
     assert "not possible" in pinned.description
     planning_calls = len(model_env.seen)
     assert planning_calls == 1

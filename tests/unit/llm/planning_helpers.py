@@ -53,15 +53,19 @@ GOOD: dict[str, Any] = {
         {"id": "country", "tool": "normalize_country", "inputs": {"country": "record.country"}},
         {"id": "phone", "tool": "normalize_phone",
          "inputs": {"phone": "record.phone", "country_code": "steps.country.country_code"}},
+        {"id": "email", "tool": "check_email", "inputs": {"email": "record.email"}},
         {"id": "industry", "tool": "classify_industry_llm", "fallback": "classify_industry",
          "inputs": {"name": "record.name", "industry": "record.industry", "description": "record.description"}},
     ],
-    "proposes": {"industry": "steps.industry.industry", "phone_e164": "steps.phone.phone_e164"},
+    "proposes": {"industry": "steps.industry.industry", "phone_e164": "steps.phone.phone_e164",
+                 "email_status": "steps.email.email_status"},
     "writes": [{"id": "crm", "tool": "crm_update_accounts", "target": "crm",
                 "inputs": {"account_id": "record.id", "industry": "proposal.industry",
+                           "phone_e164": "proposal.phone_e164", "email_status": "proposal.email_status"}},
+               {"id": "tickets", "tool": "tickets_open", "target": "tickets",
+                "inputs": {"account_id": "record.id", "email_status": "proposal.email_status",
                            "phone_e164": "proposal.phone_e164"}}],
-    "unsupported": ["open a ticket for every account whose e-mail is invalid: no registered tool opens tickets",
-                    "only German accounts: a plan runs on every record of its input; filter the input first"],
+    "unsupported": ["only German accounts: a plan runs on every record of its input; filter the input first"],
 }
 
 
