@@ -29,6 +29,7 @@ def build_report(store: Store, run_id: str, *, status: str | None = None, with_r
         "accounted": accounted,
         "conserved": accounted == run["record_count"] and set(ordered) <= set(names),
         "writes_sent": store.writes_sent(run_id),
+        "writes_by_system": store.effect_counts(run_id),
         "open_dead_letters": len(store.dead_letters_for(run_id=run_id)),
         "pending_review": store.pending_review_count(run_id),
         "reasons": dict(store.reason_counts(run_id, "pending_review").most_common(20)),

@@ -58,7 +58,9 @@ def demo_command(
     if report["counts"].get("pending_review"):
         console.print(
             f"\n[bold]{report['counts']['pending_review']}[/bold] record(s) wait for review. Next:\n"
-            f"  airlock review list --run {short}           # what was flagged and why, with item ids\n"
+            f"  airlock users add NAME --role reviewer       # once: a reviewer and their token\n"
+            f"  airlock review serve                         # the review page: j/k move, a approve, r reject\n"
+            f"  airlock review list --run {short}           # or at the terminal: what was flagged and why\n"
             f"  airlock review approve ITEM …                # write them (or 'reject'; --run {short} --all)\n"
             f"  airlock dlq list --run {short}              # what failed, to inspect and replay\n"
             f"  airlock runs show {short}                   # the report again",
@@ -179,6 +181,10 @@ def show_summary(report: dict[str, Any]) -> None:
         table.add_row(name, str(count))
     table.add_row("[bold]total[/bold]", f"[bold]{report['accounted']}[/bold] of {report['input_count']} input")
     console.print(table)
+    if report.get("writes_by_system"):
+        systems = "; ".join(f"{target} " + ", ".join(f"{n} {status}" for status, n in by_status.items())
+                            for target, by_status in report["writes_by_system"].items())
+        console.print(f"writes: {systems}", soft_wrap=True)
     if report["reasons"]:
         top = ", ".join(f"{code} ({n})" for code, n in list(report["reasons"].items())[:6])
         console.print(f"flagged for: {top}")

@@ -77,6 +77,19 @@ class EffectsRepo(StoreBase):
                 sa.select(sa.func.coalesce(sa.func.sum(effects.c.attempts), 0)).where(effects.c.run_id == run_id)
             ).scalar_one())
 
+    def effect_counts(self, run_id: str) -> dict[str, dict[str, int]]:
+        """Per business system (write target), how many writes ended in each status."""
+        with self.tx() as connection:
+            rows = connection.execute(
+                sa.select(effects.c.target, effects.c.status, sa.func.count())
+                .where(effects.c.run_id == run_id).group_by(effects.c.target, effects.c.status)
+                .order_by(effects.c.target, effects.c.status)
+            ).all()
+        counts: dict[str, dict[str, int]] = {}
+        for target, status, n in rows:
+            counts.setdefault(str(target), {})[str(status)] = int(n)
+        return counts
+
     # -- dead letters ----------------------------------------------------------------------
     def add_dead_letter(self, **fields: Any) -> int:
         with self.tx() as connection:

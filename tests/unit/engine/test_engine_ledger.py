@@ -122,6 +122,7 @@ def test_commit_writes_each_record_once_with_its_key(store: Store, plan: Plan, w
     effects = {e["record_id"]: e for e in store.effects_for(RUN)}
     assert {rid: (e["status"], e["attempts"], e["write_id"], e["target"], e["tool"]) for rid, e in effects.items()} == {
         rid: ("applied", 1, "crm", "crm", "crm_write") for rid in ITEMS}
+    assert store.effect_counts(RUN) == {"crm": {"applied": 3}}
 
 
 def test_a_second_commit_of_the_same_items_sends_nothing(store: Store, plan: Plan, write_registry: ToolRegistry,
@@ -132,6 +133,7 @@ def test_a_second_commit_of_the_same_items_sends_nothing(store: Store, plan: Pla
     assert again.duplicates_prevented == 3
     assert again.outcomes == {"A1": "written", "A2": "written", "A3": "written"}
     assert len(crm.applied) == 3
+    assert store.effect_counts(RUN) == {"crm": {"applied": 3}}  # one effect per key, however often committed
 
 
 def test_the_same_key_with_other_values_is_a_conflict(store: Store, plan: Plan, write_registry: ToolRegistry,
