@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from airlock.store import Store
 from systems.tickets import TicketService
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -88,6 +89,22 @@ def drop_pg_database(admin_url: str, name: str) -> None:
 
     with psycopg.connect(admin_url, autocommit=True) as connection:
         connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def store_on(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """The store on the database a fixture's param names ("sqlite", or "postgresql": a database of its
+    own on the shared server, dropped after). Store tests parametrize over both with this."""
+    if request.param == "sqlite":
+        yield Store.open(f"sqlite:///{tmp_path / 'store.db'}")
+        return
+    admin = request.getfixturevalue("pg_server")
+    name = create_pg_database(admin)
+    opened = Store.open(f"{admin.rsplit('/', 1)[0]}/{name}")
+    try:
+        yield opened
+    finally:
+        opened.engine.dispose()
+        drop_pg_database(admin, name)
 
 
 @pytest.fixture

@@ -7,15 +7,12 @@ case ends by checking record conservation and that neither business system holds
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +21,7 @@ import pytest
 from airlock.report import build_report
 from systems.tickets import TicketService
 from tests.conftest import PROJECT
+from tests.fakes.webhook import WebhookStub
 from tests.integration.flow_helpers import assert_conserved, crm, store
 
 AIRLOCK = str(Path(sys.executable).parent / "airlock")
@@ -41,23 +39,10 @@ def backend(request: pytest.FixtureRequest, airlock_env: Path, monkeypatch: pyte
 @pytest.fixture
 def webhook(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, Any]]]:
     """A stub chat webhook that keeps what it receives."""
-    received: list[dict[str, Any]] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            received.append(json.loads(self.rfile.read(int(self.headers["content-length"]))))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    monkeypatch.setenv("AIRLOCK_WEBHOOKS", f"http://127.0.0.1:{server.server_address[1]}/hook")
-    yield received
-    server.shutdown()
-    server.server_close()
+    stub = WebhookStub()
+    monkeypatch.setenv("AIRLOCK_WEBHOOKS", stub.url)
+    yield stub.received
+    stub.close()
 
 
 def check_run(run_id: str, expected: int, service: TicketService) -> dict[str, Any]:

@@ -4,12 +4,10 @@ are kept, and reviewers are told (webhook) when the run starts waiting."""
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +17,7 @@ import pytest
 from airlock import review
 from airlock.orchestration import resume_paused_run
 from tests.conftest import PROJECT, sample_accounts, write_accounts
+from tests.fakes.webhook import WebhookStub
 from tests.integration.flow_helpers import assert_conserved, run_flow, store
 
 pytestmark = pytest.mark.slow
@@ -26,21 +25,9 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def webhook() -> Iterator[tuple[list[dict[str, Any]], str]]:
-    received: list[dict[str, Any]] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            received.append(json.loads(self.rfile.read(int(self.headers["content-length"]))))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield received, f"http://127.0.0.1:{server.server_port}/hooks/secret"
-    server.shutdown()
+    stub = WebhookStub()
+    yield stub.received, stub.url
+    stub.close()
 
 
 def _api() -> str:

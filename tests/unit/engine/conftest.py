@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict
 
 from airlock.registry import SideEffect, ToolRegistry, tool
 from airlock.store import Store
+from tests.conftest import store_on
 
 PROJECT_DIR = Path(__file__).resolve().parents[3]
 
@@ -187,19 +188,7 @@ def plan_body() -> dict[str, Any]:
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.pg)])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     """Every store test runs on SQLite and on PostgreSQL (a database of its own, dropped after)."""
-    if request.param == "sqlite":
-        yield Store.open(f"sqlite:///{tmp_path / 'store.db'}")
-        return
-    from tests.conftest import create_pg_database, drop_pg_database
-
-    admin = request.getfixturevalue("pg_server")
-    name = create_pg_database(admin)
-    opened = Store.open(f"{admin.rsplit('/', 1)[0]}/{name}")
-    try:
-        yield opened
-    finally:
-        opened.engine.dispose()
-        drop_pg_database(admin, name)
+    yield from store_on(request, tmp_path)
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from airlock.llm.types import Usage
 from airlock.plan import DatasetSpec, Plan, Policy
 from airlock.report import build_report
 from airlock.store import Store
+from tests.conftest import store_on
 from tests.fakes.model_stub import ModelStub, Reply, Seen
 from tests.unit.llm.conftest import client_for
 from tests.unit.llm.planning_helpers import COLUMNS, registry_with
@@ -23,19 +24,8 @@ from tests.unit.llm.planning_helpers import COLUMNS, registry_with
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.pg)])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "sqlite":
-        yield Store.open(f"sqlite:///{tmp_path / 'store.db'}")
-        return
-    from tests.conftest import create_pg_database, drop_pg_database
-
-    admin = request.getfixturevalue("pg_server")
-    name = create_pg_database(admin)
-    opened = Store.open(f"{admin.rsplit('/', 1)[0]}/{name}")
-    try:
-        yield opened
-    finally:
-        opened.engine.dispose()
-        drop_pg_database(admin, name)
+    """Usage and budgets are kept on SQLite and on PostgreSQL."""
+    yield from store_on(request, tmp_path)
 
 
 def labeller(seen: Seen) -> Reply:
