@@ -65,7 +65,11 @@ def pin_run_fn(request: PinRunInput) -> PinnedRun:
             run = None
         if run is not None:
             lease_end = run["lease_expires_at"]
-            if run["status"] in ("running", "waiting_review") and lease_end is not None and lease_end > store.now():
+            # The lease belongs to a flow run. The same flow run coming back (a suspended review resumed,
+            # or Prefect retrying the flow run) is its holder; any other caller must wait for it.
+            same_flow_run = request.flow_run_id is not None and run["prefect_flow_run_id"] == request.flow_run_id
+            if (run["status"] in ("running", "waiting_review") and lease_end is not None
+                    and lease_end > store.now() and not same_flow_run):
                 raise StateConflict(f"run {run['id']} is {run['status']} in another process (its lease is alive); "
                                     "wait for it, or resume it once it has stopped")
             store.update_run(run["id"], status="running", prefect_flow_run_id=request.flow_run_id,
