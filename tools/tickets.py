@@ -12,6 +12,7 @@ and only to hosts on the allowlist from settings.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -65,6 +66,16 @@ class TicketClient:
         self.allowed_hosts = {h.lower() for h in allowed_hosts}
         self.timeout = httpx.Timeout(timeout)
         self.retry = retry
+        # One pooled client for the life of the tool: a new client per request builds a TLS context and
+        # a connection each time, which cost more CPU than the whole rest of a run's commit phase.
+        self._client: httpx.Client | None = None
+        self._client_lock = threading.Lock()
+
+    def _http(self) -> httpx.Client:
+        with self._client_lock:
+            if self._client is None:
+                self._client = httpx.Client(timeout=self.timeout)
+            return self._client
 
     def _url(self, path: str) -> str:
         if not self.base_url:
@@ -81,7 +92,7 @@ class TicketClient:
 
     def _post(self, url: str, key: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         try:
-            response = httpx.post(url, json=body, headers={"Idempotency-Key": key}, timeout=self.timeout)
+            response = self._http().post(url, json=body, headers={"Idempotency-Key": key})
         except httpx.TimeoutException as error:
             # The service may have opened the ticket before the answer was lost: the outcome is
             # unknown, and only a retry with the same key can tell.
