@@ -28,7 +28,7 @@ def reap(store: Store, notifier: Notifier, *, actor: str = "airlock", review_url
             event="run.crashed", title=f"Airlock run {run['id'][:8]} crashed",
             fields={"run": run["id"], "playbook": run["playbook"], "was": run["status"], "why": why,
                     "resume": f"airlock runs resume {run['id'][:8]}"},
-            link=f"{review_url.rstrip('/')}/runs/{run['id']}" if review_url else None,
+            link=f"{review_url.rstrip('/')}/?run={run['id'][:8]}&view=letters" if review_url else None,
         ))
         crashed.append({**run, "why": why})
     return crashed
@@ -46,6 +46,6 @@ def check_dead_letters(store: Store, notifier: Notifier, *, threshold: int, run_
         event="deadletters.growing", title=f"{open_count} open dead letters (threshold {threshold})",
         fields={"open": open_count, "added by run": f"{run_id[:8]} (+{added})",
                 "inspect": f"airlock dlq list --run {run_id[:8]}", "replay": "airlock dlq replay --all --reason …"},
-        link=f"{review_url.rstrip('/')}/dlq" if review_url else None,
+        link=f"{review_url.rstrip('/')}/?view=letters" if review_url else None,
     ))
     return True

@@ -39,6 +39,9 @@ def test_reap_marks_expired_runs_crashed_once_and_notifies(store: Store) -> None
     assert store.get_run("dead")["lease_expires_at"] is None
     assert [n.event for n in notifier.notices] == ["run.crashed", "run.crashed"]
     assert "airlock runs resume" in str(notifier.notices[0].fields)
+    # The link opens the review page on the run's items and the dead letters (a route the page has).
+    assert {n.link for n in notifier.notices} == {"http://review/?run=dead&view=letters",
+                                                  "http://review/?run=old-with&view=letters"}
     assert [e["kind"] for e in store.audit_trail("dead")] == ["run.crashed"]
     assert reap(store, notifier) == [] and len(notifier.notices) == 2  # reported once
 
@@ -63,6 +66,7 @@ def test_a_growing_dead_letter_queue_is_announced_past_its_threshold(store: Stor
     store.add_dead_letter(run_id="r1", kind="record", stage="execute", record_ids=["B"], error_type="E",
                           error="boom", retryable=False, attempts=[], payload={})
     assert not check_dead_letters(store, notifier, threshold=3, run_id="r1", added=0)  # nothing new
-    assert check_dead_letters(store, notifier, threshold=3, run_id="r1", added=1)
+    assert check_dead_letters(store, notifier, threshold=3, run_id="r1", added=1, review_url="http://review/")
     [notice] = notifier.notices
     assert notice.event == "deadletters.growing" and notice.fields["open"] == 3
+    assert notice.link == "http://review/?view=letters"

@@ -61,6 +61,8 @@ async function start(me) {
   $("login").hidden = true; $("queue").hidden = false;
   $("letters-tab").hidden = !(me.role === "operator" || me.role === "admin");
   await load();
+  // An operator's notice (crash, growing dead-letter queue) links to ?view=letters.
+  if (linked.get("view") === "letters" && !$("letters-tab").hidden) await showLetters();
 }
 
 // -- queue -----------------------------------------------------------------------------------
