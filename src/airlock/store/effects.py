@@ -47,9 +47,13 @@ class EffectsRepo(StoreBase):
                         effects.update().where(effects.c.idempotency_key.in_(keys[start:start + 500]))
                         .values(status=status, error=error, attempts=effects.c.attempts + 1, updated_at=now)
                     )
-            for key, image in (before_images or {}).items():
-                connection.execute(effects.update().where(effects.c.idempotency_key == key)
-                                   .values(before_image=image))
+            if before_images:
+                # One executemany, not an UPDATE per key: every CRM write brings its before-image.
+                connection.execute(
+                    effects.update().where(effects.c.idempotency_key == sa.bindparam("key"))
+                    .values(before_image=sa.bindparam("image", type_=effects.c.before_image.type)),
+                    [{"key": key, "image": image} for key, image in before_images.items()],
+                )
 
     def set_effect_status(self, key: str, status: str, error: str | None = None) -> None:
         """A change of state without a call (a write marked compensated)."""
