@@ -115,29 +115,7 @@ def run_step(
         if record_id in skip:
             continue
         payload = {name: resolve_binding(b, record, prior, record_id) for name, b in step.inputs.items()}
-        # Inline rather than through _one_record: this loop is the hot path of every run.
-        attempts: list[dict[str, Any]] = []
-        last: tuple[ToolSpec[Any, Any], BaseException] | None = None
-        for spec in (primary, fallback):
-            if spec is None:
-                continue
-            tool_input = {k: v for k, v in payload.items() if k in accepted[spec.name]}
-            try:
-                output = _call(spec, tool_input, step, cache, result, attempts, sleep)
-            except Exception as error:  # noqa: BLE001 - the record boundary: the failure is kept, the chunk goes on
-                last = (spec, error)
-                continue
-            result.outputs[record_id] = output
-            if spec is not primary:
-                result.fallbacks += 1
-            last = None
-            break
-        if last is not None:
-            failed_spec, failure = last
-            result.failures[record_id] = RecordFailure(
-                tool=failed_spec.name, spec_hash=failed_spec.spec_hash, error_type=type(failure).__name__,
-                error=str(failure)[:1000], retryable=is_retryable(failure), attempts=attempts, input=payload,
-            )
+        _one_record(record_id, payload, (primary, fallback), step, cache, result, accepted, sleep)
     result.seconds = time.perf_counter() - started
     return result
 
