@@ -102,7 +102,8 @@ def commit_decided_fn(run_id: str, plan: Plan, dry_run: bool, actor: str) -> Com
     if not dry_run:
         # An approval whose write hit an idempotency conflict was not carried out: it goes back to a
         # person (reopened with that reason) instead of being marked done with nothing to act on.
-        conflicted = {i["id"] for i in decided if i["record_id"] in set(summary.conflicts)}
+        conflicts = set(summary.conflicts)
+        conflicted = {i["id"] for i in decided if i["record_id"] in conflicts}
         store.reopen_review_items(sorted(conflicted), reason="idempotency_conflict", actor=actor)
         store.mark_committed([i["id"] for i in decided if i["id"] not in conflicted])
     return summary
