@@ -15,7 +15,6 @@ from typing import Any
 from prefect import flow
 
 from airlock.errors import NotFound, StateConflict
-from airlock.notify import notifier_for
 from airlock.orchestration import current_flow_run_id, wait_for_review
 from airlock.plan import Plan
 from airlock.recovery import check_dead_letters
@@ -72,7 +71,7 @@ async def run_request(
     try:
         letters_before = len(store.dead_letters_for(run_id=pinned.run_id))
         await asyncio.to_thread(process_chunks, pinned.run_id, plan, pinned.chunk_count, dry_run, actor)
-        check_dead_letters(store, notifier_for(settings.webhooks), threshold=settings.dlq_alert_threshold,
+        check_dead_letters(store, resources().notifier, threshold=settings.dlq_alert_threshold,
                            run_id=pinned.run_id, review_url=settings.review_url,
                            added=len(store.dead_letters_for(run_id=pinned.run_id)) - letters_before)
         if window > 0 and not dry_run:

@@ -14,7 +14,6 @@ from pydantic import BaseModel, ConfigDict
 
 from airlock.dataset import read_dataset
 from airlock.errors import NotFound, StateConflict
-from airlock.notify import notifier_for
 from airlock.plan import Plan
 from airlock.recovery import reap
 from tasks.resources import resources
@@ -57,7 +56,7 @@ def pin_run_fn(request: PinRunInput) -> PinnedRun:
     store = res.store
     lease = timedelta(seconds=res.settings.lease_seconds)
     # Every run start (CLI or deployment) reaps runs whose process died, so none stays "running".
-    reap(store, notifier_for(res.settings.webhooks), actor="airlock", review_url=res.settings.review_url)
+    reap(store, res.notifier, actor="airlock", review_url=res.settings.review_url)
     if request.run_id is not None:
         try:
             run = store.get_run(request.run_id)

@@ -11,6 +11,7 @@ from pathlib import Path
 from airlock.execute import ToolCache
 from airlock.llm import ModelClient
 from airlock.llm.factory import build_client
+from airlock.notify import Notifier, NullNotifier, notifier_for
 from airlock.plan import Plan
 from airlock.registry import ToolRegistry
 from airlock.settings import Settings
@@ -29,12 +30,14 @@ class Resources:
     gx: GxRunner
     cache: ToolCache
     model: ModelClient | None = None  # None with AIRLOCK_PLANNER=rules: no model anywhere
+    # One webhook notifier per process (its own small thread pool), not one per notice.
+    notifier: Notifier = field(default_factory=NullNotifier)
     # Requests the model planned in this process, so a CLI check and the flow it starts share one plan.
     model_plans: dict[tuple[str, ...], Plan] = field(default_factory=dict)
 
 
 _lock = threading.Lock()
-_built: dict[tuple[str, str, Path, str, str | None, str | None], Resources] = {}
+_built: dict[tuple[str, str, Path, str, str | None, str | None, tuple[str, ...]], Resources] = {}
 
 
 _settings: dict[tuple[tuple[str, str], ...], Settings] = {}
@@ -53,7 +56,7 @@ def current_settings() -> Settings:
 def resources() -> Resources:
     settings = current_settings()
     key = (settings.store_url, settings.crm_database_url, settings.project_dir, settings.planner,
-           settings.llm_base_url, settings.tickets_url)
+           settings.llm_base_url, settings.tickets_url, tuple(settings.webhooks))
     with _lock:
         if key not in _built:
             settings.state_dir.mkdir(parents=True, exist_ok=True)
@@ -69,6 +72,7 @@ def resources() -> Resources:
                 gx=GxRunner(),
                 cache=ToolCache(),
                 model=model,
+                notifier=notifier_for(settings.webhooks),
             )
         return _built[key]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from airlock.notify import Notice, notifier_for
+from airlock.notify import Notice
 from airlock.orchestration import ReviewInput
 from airlock.review import DASHBOARD_ACTOR, decide, four_eyes, needs_named_approver
 from tasks.resources import current_settings, resources
@@ -20,7 +20,8 @@ class DashboardDecisions:
 
 def review_description(run_id: str, playbook: str, window_seconds: float, *, refused: int = 0) -> str:
     """Markdown shown at the top of the Prefect dashboard's resume form."""
-    store = resources().store
+    res = resources()
+    store = res.store
     items = store.review_items_for(run_id=run_id)
     reasons: Counter[str] = Counter(code for item in items for code in item["reasons"])
     counts = store.outcome_counts(run_id)
@@ -89,12 +90,13 @@ def notify_waiting(run_id: str, playbook: str, window_seconds: float) -> None:
     settings = current_settings()
     if not settings.webhooks:
         return
-    store = resources().store
+    res = resources()
+    store = res.store
     items = store.review_items_for(run_id=run_id)
     reasons: Counter[str] = Counter(code for item in items for code in item["reasons"])
     counts = store.outcome_counts(run_id)
     link = f"{settings.review_url.rstrip('/')}/?run={run_id[:8]}"
-    notifier_for(settings.webhooks).notify(Notice(
+    res.notifier.notify(Notice(
         event="review.waiting", title=f"Airlock run {run_id[:8]} ({playbook}) waits for review", link=link,
         fields={"run": run_id, "pending": len(items), "written": counts.get("written", 0),
                 "rejected": counts.get("rejected", 0), "reasons": dict(reasons.most_common(5)),
