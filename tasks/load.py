@@ -77,9 +77,6 @@ def pin_run_fn(request: PinRunInput) -> PinnedRun:
                              chunk_size=run["chunk_size"], resumed=True)
     plan = request.plan
     dataset = read_dataset(Path(request.input_path), key=plan.dataset.key, required=plan.dataset.columns)
-    active = store.active_run_for(plan.hash, dataset.sha256)
-    if active is not None and not request.dry_run:
-        raise StateConflict(f"run {active} is already processing this plan and input; wait for it or resume it")
     size = chunk_size_for(len(dataset.records), plan.policy.chunk_size or res.settings.chunk_size,
                           res.settings.max_chunks)
     run_id = request.run_id or str(uuid.uuid4())
