@@ -24,7 +24,8 @@ def execute_step_fn(run_id: str, plan: Plan, step_id: str, chunk_no: int, record
     store.renew_lease(run_id, res.settings.lease_seconds)
     budget = BudgetLimits(tokens=plan.policy.budget_tokens, usd=plan.policy.budget_usd)
     with metered(run_id, step_id, chunk_no, budget):  # model calls are charged to this run, step and chunk
-        result = run_step(plan, plan.step(step_id), res.registry, records, prior, cache=res.cache)
+        result = run_step(plan, plan.step(step_id), res.registry, records, prior, cache=res.cache,
+                          offload=res.tool_processes.run if res.tool_processes else None)
     payload = result.to_bytes()
     stored = store.save_step_outcome(run_id, step_id, chunk_no, payload)
     # Ours was stored: keep the objects. Another attempt stored first: its outcome is the outcome.

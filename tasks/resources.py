@@ -16,6 +16,7 @@ from airlock.plan import Plan
 from airlock.registry import ToolRegistry
 from airlock.settings import Settings
 from airlock.store import Store
+from airlock.tool_processes import ToolProcesses, default_processes
 from airlock.validation import GxRunner
 from systems.tickets import start_local
 from tools import build_registry
@@ -32,6 +33,8 @@ class Resources:
     model: ModelClient | None = None  # None with AIRLOCK_PLANNER=rules: no model anywhere
     # One webhook notifier per process (its own small thread pool), not one per notice.
     notifier: Notifier = field(default_factory=NullNotifier)
+    # Worker processes for pure tools (None: every tool runs in this process).
+    tool_processes: ToolProcesses | None = None
     # Requests the model planned in this process, so a CLI check and the flow it starts share one plan.
     model_plans: dict[tuple[str, ...], Plan] = field(default_factory=dict)
 
@@ -62,19 +65,31 @@ def resources() -> Resources:
             settings.state_dir.mkdir(parents=True, exist_ok=True)
             store = Store.open(settings.store_url)
             model = build_client(settings, sink=store, read_secret_block=_read_secret)
+            registry = build_registry(
+                settings.project_dir, settings.crm_database_url,
+                TicketClient(_tickets_url(settings), settings.http_allowed_hosts, timeout=settings.http_timeout),
+                model, settings.llm_batch_size)
             _built[key] = Resources(
                 settings=settings,
                 store=store,
-                registry=build_registry(
-                    settings.project_dir, settings.crm_database_url,
-                    TicketClient(_tickets_url(settings), settings.http_allowed_hosts, timeout=settings.http_timeout),
-                    model, settings.llm_batch_size),
+                registry=registry,
                 gx=GxRunner(),
                 cache=ToolCache(),
                 model=model,
                 notifier=notifier_for(settings.webhooks),
+                tool_processes=_tool_processes(settings, registry),
             )
         return _built[key]
+
+
+def _tool_processes(settings: Settings, registry: ToolRegistry) -> ToolProcesses | None:
+    """Pure tools in worker processes when the machine has cores to spare. A worker builds the same
+    registry from the same project folder; it needs neither the CRM nor the ticketing service."""
+    count = default_processes() if settings.tool_processes is None else settings.tool_processes
+    if count == 0:
+        return None
+    return ToolProcesses(count, registry, build_registry, (settings.project_dir, settings.crm_database_url),
+                         min_records=settings.tool_process_min_records)
 
 
 def _read_secret(block_name: str) -> str:

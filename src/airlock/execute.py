@@ -98,24 +98,56 @@ def run_step(
     *,
     cache: ToolCache | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    offload: Callable[[Step, dict[str, dict[str, Any]]], StepResult] | None = None,
 ) -> StepResult:
+    """One step over one chunk. With ``offload`` (a pool of tool processes), a step whose tools are
+    pure and called per record runs there instead: only the resolved inputs travel, not the chunk."""
+    payloads = step_payloads(plan, step, records, prior)
+    if offload is not None and offloadable(step, registry):
+        return offload(step, payloads)
+    return call_tools(step, registry, payloads, cache=cache, sleep=sleep)
+
+
+def step_payloads(plan: Plan, step: Step, records: Sequence[Record],
+                  prior: dict[str, StepResult]) -> dict[str, dict[str, Any]]:
+    """Each record's tool input, by record id, from the step's bindings; records that failed an
+    earlier step are left out (they are dead letters already)."""
+    skip = failed_earlier(prior)
+    key_field = plan.dataset.key
+    bindings = step.inputs.items()
+    payloads: dict[str, dict[str, Any]] = {}
+    for record in records:
+        record_id = str(record[key_field])
+        if record_id not in skip:
+            payloads[record_id] = {name: resolve_binding(b, record, prior, record_id) for name, b in bindings}
+    return payloads
+
+
+def offloadable(step: Step, registry: ToolRegistry) -> bool:
+    """Pure tools called per record: no side effect, no model, no shared state to keep in this process."""
+    specs = [registry[step.tool]] + ([registry[step.fallback]] if step.fallback else [])
+    return all(spec.policy.cacheable and not spec.batched for spec in specs)
+
+
+def call_tools(
+    step: Step,
+    registry: ToolRegistry,
+    payloads: dict[str, dict[str, Any]],
+    *,
+    cache: ToolCache | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> StepResult:
+    """The step's tools over the given inputs: the primary, then the fallback, per record or per batch."""
     started = time.perf_counter()
     primary = registry[step.tool]
     fallback = registry.get(step.fallback) if step.fallback else None
     result = StepResult(step_id=step.id)
-    skip = failed_earlier(prior)
-    key_field = plan.dataset.key
     accepted = {spec.name: frozenset(spec.input_model.model_fields) for spec in (primary, fallback) if spec}
     if primary.batched:
-        _run_batched(primary, fallback, step, records, prior, skip, key_field, accepted, cache, result, sleep)
-        result.seconds = time.perf_counter() - started
-        return result
-    for record in records:
-        record_id = str(record[key_field])
-        if record_id in skip:
-            continue
-        payload = {name: resolve_binding(b, record, prior, record_id) for name, b in step.inputs.items()}
-        _one_record(record_id, payload, (primary, fallback), step, cache, result, accepted, sleep)
+        _run_batched(primary, fallback, step, payloads, accepted, cache, result, sleep)
+    else:
+        for record_id, payload in payloads.items():
+            _one_record(record_id, payload, (primary, fallback), step, cache, result, accepted, sleep)
     result.seconds = time.perf_counter() - started
     return result
 
@@ -124,10 +156,7 @@ def _run_batched(
     primary: ToolSpec[Any, Any],
     fallback: ToolSpec[Any, Any] | None,
     step: Step,
-    records: Sequence[Record],
-    prior: dict[str, StepResult],
-    skip: set[str],
-    key_field: str,
+    payloads: dict[str, dict[str, Any]],
     accepted: dict[str, frozenset[str]],
     cache: ToolCache | None,
     result: StepResult,
@@ -135,12 +164,6 @@ def _run_batched(
 ) -> None:
     """Many records per call (a model classifying a batch); a batch that fails after its retries goes
     record by record to the fallback."""
-    payloads: dict[str, dict[str, Any]] = {}
-    bindings = step.inputs.items()
-    for record in records:
-        record_id = str(record[key_field])
-        if record_id not in skip:
-            payloads[record_id] = {name: resolve_binding(b, record, prior, record_id) for name, b in bindings}
     size = primary.batch_size or max(len(payloads), 1)
     ids = list(payloads)
     for start in range(0, len(ids), size):

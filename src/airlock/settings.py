@@ -26,6 +26,11 @@ class Settings(BaseSettings):
     chunk_size: int = Field(default=500, ge=1, description="records per chunk task")
     max_chunks: int = Field(default=25, ge=1, description="cap on chunks per step; chunks grow to respect it")
     task_workers: int = Field(default=4, ge=1, description="threads running chunk tasks")
+    tool_processes: int | None = Field(
+        default=None, ge=0, description="worker processes for pure tools; default one per core beyond the first "
+        "(at most 4); 0 runs every tool in the run's process")
+    tool_process_min_records: int = Field(
+        default=1000, ge=1, description="smallest chunk step sent to a tool process; smaller ones run in place")
     review_poll_interval: float = Field(default=2.0, gt=0, description="seconds between checks for a resume")
     webhooks: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="comma-separated Slack-compatible webhook URLs (reviews, crashes)")

@@ -1,0 +1,112 @@
+"""Worker processes for pure tools, so that a run uses more than one core.
+
+One Python process runs one thread of Python at a time. Chunk tasks run in threads, and the pure
+tools (parsing phone numbers, matching industries) are the largest part of their work: on a machine
+with several cores they run here, in worker processes, while the run's own process validates,
+writes and keeps the audit trail. Only pure tools (effect ``none``, called per record) come here:
+they have no side effect, need no model client and no store, and give the same output wherever
+they run. A write never leaves the run's process.
+
+Each worker builds its own tool registry once, from a factory the application passes in (the
+engine does not know the tools), and keeps its own pure-tool cache. The spec hashes of the tools a
+worker ran are checked against the run's registry, so a worker can never run other code than the
+plan was checked against.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+from airlock.errors import ConfigError, InfrastructureError
+from airlock.execute import StepResult, ToolCache, call_tools
+from airlock.plan import Step
+from airlock.registry import ToolRegistry
+
+RegistryFactory = Callable[..., ToolRegistry]
+
+# In a worker: the registry built by the initializer, and the worker's own pure-tool cache.
+_worker_registry: ToolRegistry | None = None
+_worker_cache = ToolCache()
+
+
+def _start_worker(factory: RegistryFactory, args: tuple[Any, ...]) -> None:
+    global _worker_registry
+    _worker_registry = factory(*args)
+
+
+def _run_in_worker(step: Step, payloads: dict[str, dict[str, Any]]) -> tuple[StepResult, dict[str, str], int]:
+    registry = _worker_registry
+    if registry is None:  # the initializer failed: the pool reports it as broken
+        raise RuntimeError("tool worker has no registry")
+    result = call_tools(step, registry, payloads, cache=_worker_cache)
+    names = [step.tool] + ([step.fallback] if step.fallback else [])
+    return result, {name: registry[name].spec_hash for name in names}, os.getpid()
+
+
+def default_processes() -> int:
+    """One worker per core beyond the first (the run's own process keeps one), at most four."""
+    return max(0, min(4, (os.cpu_count() or 1) - 1))
+
+
+class ToolProcesses:
+    """A lazily started pool of tool worker processes; ``run`` has the signature ``run_step`` takes
+    as ``offload``. Steps over fewer than ``min_records`` inputs run in the calling process: sending
+    them costs more than it saves."""
+
+    def __init__(self, processes: int, registry: ToolRegistry, factory: RegistryFactory,
+                 factory_args: tuple[Any, ...], *, min_records: int = 1000) -> None:
+        if processes < 1:
+            raise ConfigError("tool processes must be at least 1 (0 means: run tools in the run's process)")
+        self.processes = processes
+        self.min_records = min_records
+        self.registry = registry
+        self._factory = factory
+        self._factory_args = factory_args
+        self._pool: ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()
+        self.worker_pids: set[int] = set()
+
+    def _executor(self) -> ProcessPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                # spawn, never fork: the run's process has threads (Prefect's, the task runner's)
+                # whose locks a forked child would inherit held.
+                self._pool = ProcessPoolExecutor(
+                    max_workers=self.processes, mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_start_worker, initargs=(self._factory, self._factory_args))
+            return self._pool
+
+    def run(self, step: Step, payloads: dict[str, dict[str, Any]]) -> StepResult:
+        if len(payloads) < self.min_records:
+            return call_tools(step, self.registry, payloads)
+        pool = self._executor()
+        try:
+            result, hashes, pid = pool.submit(_run_in_worker, step, payloads).result()
+        except BrokenProcessPool as error:
+            self._discard(pool)
+            # A worker died (killed, out of memory): nothing was written, the task may simply retry.
+            raise InfrastructureError(f"a tool worker process died: {error}") from error
+        self.worker_pids.add(pid)
+        for name, spec_hash in hashes.items():
+            if self.registry[name].spec_hash != spec_hash:
+                raise ConfigError(f"tool {name} in the worker process is not the tool the plan was checked "
+                                  "against (its code changed while the run was going); restart the run")
+        return result
+
+    def _discard(self, pool: ProcessPoolExecutor) -> None:
+        with self._lock:
+            if self._pool is pool:
+                self._pool = None
+        pool.shutdown(wait=False, cancel_futures=True)
+
+    def close(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,50 @@
+"""A run whose pure tools run in a worker process proposes, validates and writes exactly what a run
+with every tool in its own process does."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tasks.resources import resources
+from tests.conftest import sample_accounts, write_accounts
+from tests.integration.flow_helpers import assert_conserved, run_flow, store
+
+pytestmark = pytest.mark.slow
+
+
+def _outcomes(report: dict) -> dict[str, tuple[str, tuple[str, ...]]]:
+    return {r["id"]: (r["outcome"], tuple(sorted(r.get("reasons") or []))) for r in report["records"]}
+
+
+def _proposals(report: dict) -> dict[str, dict]:
+    ids = [r["id"] for r in report["records"]]
+    return {row["record_id"]: row["changes"] for row in store().proposals_for(report["run_id"], ids)}
+
+
+def test_tools_in_a_worker_process_give_the_same_run(prefect_backend: None, airlock_env: Path, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = sample_accounts(120, start=40)
+    csv_path = write_accounts(tmp_path / "in.csv", rows)
+
+    monkeypatch.setenv("AIRLOCK_TOOL_PROCESSES", "0")
+    state, in_place = run_flow(csv_path, review_timeout=0)
+    assert state.is_completed(), state
+    assert resources().tool_processes is None
+    proposed_in_place = _proposals(in_place)  # read now: the store is chosen by the environment
+
+    monkeypatch.setenv("AIRLOCK_HOME", str(tmp_path / "offloaded"))
+    monkeypatch.setenv("AIRLOCK_TOOL_PROCESSES", "1")
+    monkeypatch.setenv("AIRLOCK_TOOL_PROCESS_MIN_RECORDS", "1")
+    state, offloaded = run_flow(csv_path, review_timeout=0)
+    assert state.is_completed(), state
+    pool = resources().tool_processes
+    assert pool is not None and pool.worker_pids  # the tools really ran elsewhere
+    try:
+        assert_conserved(offloaded, 120)
+        assert offloaded["counts"] == in_place["counts"] and offloaded["counts"]["written"] > 40
+        assert _outcomes(offloaded) == _outcomes(in_place)
+        assert _proposals(offloaded) == proposed_in_place
+    finally:
+        pool.close()

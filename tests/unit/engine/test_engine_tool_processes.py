@@ -1,0 +1,120 @@
+"""Pure tools in worker processes: the same outputs as in the run's process, only pure tools go there,
+a dead worker is a retryable infrastructure error, and a worker whose tool differs is refused."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from typing import Any
+
+import pytest
+from pydantic import BaseModel, ConfigDict
+
+from airlock.errors import ConfigError, InfrastructureError, is_retryable
+from airlock.execute import call_tools, run_step, step_payloads
+from airlock.plan import Plan
+from airlock.registry import SideEffect, ToolRegistry, tool
+from airlock.tool_processes import ToolProcesses, default_processes
+
+RECORDS = [{"id": str(i), "name": name} for i, name in enumerate(["acme", "beta", "", "boom", "acme", "x" * 50])]
+
+
+class NameIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = None
+
+
+class ShoutOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    shout: str | None = None
+    pid: int = 0
+
+
+def registry_of(effect: str = "none", version: str = "1") -> ToolRegistry:
+    """Module level, so that a worker process can import it and build the same registry."""
+
+    def shout(data: NameIn) -> ShoutOut:
+        """Upper-cases a name; refuses one it cannot shout."""
+        if data.name and len(data.name) > 20:
+            raise ValueError("too long to shout")
+        return ShoutOut(shout=(data.name or "").upper() or None, pid=os.getpid())
+
+    return ToolRegistry([tool(effect=SideEffect(effect), version=version, name="shout")(shout)])
+
+
+def plan() -> Plan:
+    return Plan.model_validate({
+        "request": "shout", "dataset": {"name": "d", "columns": ["id", "name"]},
+        "steps": [{"id": "loud", "tool": "shout", "inputs": {"name": "record.name"}}],
+        "proposes": {"shout": "steps.loud.shout"}})
+
+
+@pytest.fixture
+def pool() -> Any:
+    processes = ToolProcesses(1, registry_of(), registry_of, (), min_records=1)
+    yield processes
+    processes.close()
+
+
+def _without_pid(outputs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {rid: {k: v for k, v in out.items() if k != "pid"} for rid, out in outputs.items()}
+
+
+def test_a_pure_step_runs_in_a_worker_with_the_same_outputs_and_failures(pool: ToolProcesses) -> None:
+    the_plan = plan()
+    step = the_plan.steps[0]
+    here = call_tools(step, registry_of(), step_payloads(the_plan, step, RECORDS, {}))
+    there = run_step(the_plan, step, registry_of(), RECORDS, {}, offload=pool.run)
+    assert _without_pid(there.outputs) == _without_pid(here.outputs)
+    assert set(there.failures) == set(here.failures) == {"5"}  # the long name failed alone, in the worker too
+    assert there.failures["5"].error_type == "ValueError" and there.failures["5"].input == {"name": "x" * 50}
+    pids = {out["pid"] for out in there.outputs.values()}
+    assert pids == pool.worker_pids and os.getpid() not in pids
+
+
+def test_small_steps_and_tools_with_effects_stay_in_the_run_process(pool: ToolProcesses) -> None:
+    the_plan = plan()
+    small = ToolProcesses(1, registry_of(), registry_of, (), min_records=100)
+    try:
+        result = run_step(the_plan, the_plan.steps[0], registry_of(), RECORDS, {}, offload=small.run)
+        assert {out["pid"] for out in result.outputs.values()} == {os.getpid()}
+        assert small.worker_pids == set()
+    finally:
+        small.close()
+    # A tool that reads from a system is not pure: it never leaves the run's process.
+    reading = registry_of("read")
+    result = run_step(the_plan, the_plan.steps[0], reading, RECORDS, {}, offload=pool.run)
+    assert {out["pid"] for out in result.outputs.values()} == {os.getpid()}
+    assert pool.worker_pids == set()
+
+
+def test_a_killed_worker_is_a_retryable_error_and_the_next_call_starts_a_new_one(pool: ToolProcesses) -> None:
+    the_plan = plan()
+    run_step(the_plan, the_plan.steps[0], registry_of(), RECORDS, {}, offload=pool.run)
+    (first,) = pool.worker_pids
+    os.kill(first, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    with pytest.raises(InfrastructureError) as caught:
+        while time.monotonic() < deadline:  # the pool notices the death on its next use
+            run_step(the_plan, the_plan.steps[0], registry_of(), RECORDS, {}, offload=pool.run)
+            time.sleep(0.05)
+    assert is_retryable(caught.value)
+    again = run_step(the_plan, the_plan.steps[0], registry_of(), RECORDS, {}, offload=pool.run)
+    assert len(again.outputs) == 5 and first not in {out["pid"] for out in again.outputs.values()}
+
+
+def test_a_worker_whose_tool_differs_from_the_checked_one_is_refused() -> None:
+    the_plan = plan()
+    other = ToolProcesses(1, registry_of(), registry_of, ("none", "2"), min_records=1)
+    try:
+        with pytest.raises(ConfigError, match="not the tool the plan was checked against"):
+            run_step(the_plan, the_plan.steps[0], registry_of(), RECORDS, {}, offload=other.run)
+    finally:
+        other.close()
+
+
+def test_a_pool_needs_a_process_and_the_default_leaves_the_run_one_core() -> None:
+    with pytest.raises(ConfigError):
+        ToolProcesses(0, registry_of(), registry_of, ())
+    assert default_processes() == max(0, min(4, (os.cpu_count() or 1) - 1))
