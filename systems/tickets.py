@@ -9,6 +9,10 @@ header the way payment APIs do:
   key is recorded in the same transaction.
 - The same key again with the same body answers the first result (200, ``"replayed": true``); with
   another body it is refused (422), because a key names one request.
+- ``POST /tickets/batch`` with ``{"tickets": [{"idempotency_key": …, "account_id": …, …}, …]}`` does
+  the same for each item in turn, each with its own key and transaction, and answers
+  ``{"results": [{"status": code, "body": answer}, …]}`` in the same order: one round trip for a
+  chunk's tickets. An item's key means what it means on a single POST, so the two can be mixed.
 - ``DELETE /tickets/{id}`` with a key closes a ticket (compensation of an opened one).
 - ``GET /tickets[?account_id=…]`` lists tickets; ``GET /health`` answers ok.
 
@@ -260,26 +264,34 @@ def _handler_for(service: TicketService) -> type[BaseHTTPRequestHandler]:
 
         def do_POST(self) -> None:
             body = self._body()
-            if urlparse(self.path).path != "/tickets":
+            path = urlparse(self.path).path
+            if path not in ("/tickets", "/tickets/batch"):
                 self._answer(404, {"error": "not found"})
                 return
             if self._injected(body):
                 return
-            key = self.headers.get("idempotency-key")
-            missing = [f for f in ("account_id", "kind", "subject") if not isinstance(body.get(f), str)]
-            if not key or missing:
-                self._answer(400, {"error": "Idempotency-Key header and account_id, kind, subject are required"})
+            if path == "/tickets":
+                code, answer = _open_one(self.headers.get("idempotency-key"), body)
+                self._delay()
+                self._answer(code, answer)
                 return
-            if body["account_id"] in service.faults.refuse_accounts:
-                self._answer(422, {"error": f"account {body['account_id']} cannot take tickets"})
+            items = body.get("tickets")
+            if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+                self._answer(400, {"error": "a JSON object with a list of tickets is required"})
                 return
-            code, answer = service.store.open_ticket(key, _request_hash("POST", body), body)
-            if service.faults.after_apply is not None:
-                service.faults.after_apply(key, body)
+            results = []
+            for item in items:
+                fields = {k: v for k, v in item.items() if k != "idempotency_key"}
+                key = item.get("idempotency_key")
+                code, answer = _open_one(key if isinstance(key, str) else None, fields)
+                results.append({"status": code, "body": answer})
+            self._delay()
+            self._answer(200, {"results": results})
+
+        def _delay(self) -> None:
             delay = service.faults.take_delay()
             if delay:
                 time.sleep(delay)  # applied, but the client may give up first: an unknown outcome
-            self._answer(code, answer)
 
         def do_DELETE(self) -> None:
             body = self._body()
@@ -295,6 +307,17 @@ def _handler_for(service: TicketService) -> type[BaseHTTPRequestHandler]:
                 return
             code, answer = service.store.close_ticket(key, _request_hash(f"DELETE {parts[1]}", body), int(parts[1]))
             self._answer(code, answer)
+
+    def _open_one(key: str | None, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        missing = [f for f in ("account_id", "kind", "subject") if not isinstance(body.get(f), str)]
+        if not key or missing:
+            return 400, {"error": "an idempotency key and account_id, kind, subject are required"}
+        if body["account_id"] in service.faults.refuse_accounts:
+            return 422, {"error": f"account {body['account_id']} cannot take tickets"}
+        code, answer = service.store.open_ticket(key, _request_hash("POST", body), body)
+        if service.faults.after_apply is not None:
+            service.faults.after_apply(key, body)
+        return code, answer
 
     return Handler
 

@@ -2,9 +2,10 @@
 
 The second business system of the enrichment playbook. An account whose e-mail address is invalid
 or whose phone number could not be normalised needs a person to find the right contact: it gets one
-open ticket. Every request carries the ledger's idempotency key as an ``Idempotency-Key`` header,
-so a retry after a timeout (the service may have opened the ticket before the answer was lost)
-is answered with the first result instead of opening a second ticket.
+open ticket. A chunk's tickets go in batch requests (``POST /tickets/batch``, one round trip each);
+every ticket in them carries the ledger's idempotency key, so a retry after a timeout (the service
+may have opened some tickets before the answer was lost) is answered with the first results instead
+of opening second tickets.
 
 HTTP goes through ``httpx`` with a timeout, retries with full jitter and retry-after (``airlock.retry``),
 and only to hosts on the allowlist from settings.
@@ -24,6 +25,8 @@ from airlock.registry import SideEffect, ToolSpec, tool
 from airlock.retry import RetryPolicy, call_with_retry
 
 TICKET_KIND = "contact-check"
+# Tickets per batch request: one round trip per chunk's worth of tickets, bounded in size.
+TICKETS_PER_REQUEST = 500
 # Retries inside one call; the ledger and the commit task retry the batch again with the same keys.
 HTTP_RETRY = RetryPolicy(attempts=6, base_delay=0.05, max_delay=2.0, jitter=True, honour_retry_after=True)
 
@@ -88,11 +91,25 @@ class TicketClient:
     def open_ticket(self, key: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         """POST /tickets; (status code, JSON). Retried with the same key; 4xx other than 429 is final."""
         url = self._url("/tickets")
-        return call_with_retry(lambda: self._post(url, key, body), self.retry)
+        return call_with_retry(lambda: self._post(url, body, {"Idempotency-Key": key}), self.retry)
 
-    def _post(self, url: str, key: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    def open_tickets(self, items: Sequence[tuple[str, dict[str, Any]]]) -> list[tuple[int, dict[str, Any]]]:
+        """POST /tickets/batch: many tickets in one round trip, each with its own key; (status code,
+        JSON) per item, in order. The whole request is retried with the same keys, so items the
+        service applied before an answer was lost come back as replays, never as second tickets."""
+        if not items:
+            return []
+        url = self._url("/tickets/batch")
+        body = {"tickets": [{"idempotency_key": key, **fields} for key, fields in items]}
+        code, answer = call_with_retry(lambda: self._post(url, body, {}), self.retry)
+        results = answer.get("results")
+        if code != 200 or not isinstance(results, list) or len(results) != len(items):
+            raise ToolInputError(f"ticketing service answered the batch with {code}: {str(answer)[:200]}")
+        return [(int(r.get("status", 0)), r.get("body") or {}) for r in results]
+
+    def _post(self, url: str, body: dict[str, Any], headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
         try:
-            response = self._http().post(url, json=body, headers={"Idempotency-Key": key})
+            response = self._http().post(url, json=body, headers=headers)
         except httpx.TimeoutException as error:
             # The service may have opened the ticket before the answer was lost: the outcome is
             # unknown, and only a retry with the same key can tell.
@@ -124,10 +141,11 @@ def make_tickets_open(client: TicketClient) -> ToolSpec[Any, Any]:
     def tickets_open(requests: list[TicketRequest]) -> list[TicketResult]:
         """Open one follow-up ticket for sales ops per account whose e-mail is invalid or whose phone
         could not be normalised (accounts that need neither are reported unchanged). Idempotent: each
-        request carries its key as the Idempotency-Key header; a key the service has answered before is
+        ticket carries its own key (many tickets go in one batch request); a key the service has answered before is
         reported duplicate, and an account that already has an open ticket is reported unchanged.
         A request the service refuses (4xx) is reported failed for that account alone."""
-        results = []
+        results: list[TicketResult | None] = []
+        to_open: list[tuple[int, str, dict[str, Any]]] = []  # (position, key, body)
         for request in requests:
             reason = needs_ticket(request)
             if reason is None:
@@ -135,9 +153,14 @@ def make_tickets_open(client: TicketClient) -> ToolSpec[Any, Any]:
                 continue
             body = {"account_id": request.account_id, "kind": TICKET_KIND,
                     "subject": f"Check the contact details of account {request.account_id}: {reason}"}
-            code, answer = client.open_ticket(request.idempotency_key, body)
-            results.append(_result(request.account_id, code, answer))
-        return results
+            to_open.append((len(results), request.idempotency_key, body))
+            results.append(None)
+        for start in range(0, len(to_open), TICKETS_PER_REQUEST):
+            part = to_open[start:start + TICKETS_PER_REQUEST]
+            answers = client.open_tickets([(key, body) for _, key, body in part])
+            for (position, _, body), (code, answer) in zip(part, answers, strict=True):
+                results[position] = _result(body["account_id"], code, answer)
+        return [r for r in results if r is not None]
 
     return tickets_open
 

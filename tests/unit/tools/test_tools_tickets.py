@@ -14,7 +14,7 @@ from airlock.errors import ConfigError, TransientToolError
 from airlock.registry import SideEffect, ToolSpec
 from airlock.retry import RetryPolicy
 from systems.tickets import TicketService
-from tools.tickets import TicketClient, make_tickets_open
+from tools.tickets import TICKETS_PER_REQUEST, TicketClient, make_tickets_open
 
 FAST = RetryPolicy(attempts=4, base_delay=0.0, max_delay=0.05, jitter=True, honour_retry_after=True)
 
@@ -100,3 +100,38 @@ def test_hosts_off_the_allowlist_and_a_missing_url_are_config_errors(service: Ti
 def test_the_service_requires_an_idempotency_key(service: TicketService) -> None:
     answer = httpx.post(f"{service.url}/tickets", json={"account_id": "A1", "kind": "k", "subject": "s"})
     assert answer.status_code == 400
+
+
+def test_a_chunks_tickets_go_in_few_round_trips_and_come_back_in_order(service: TicketService) -> None:
+    posts: list[int] = []
+    service.faults.on_request = lambda line, body: posts.append(len(body.get("tickets", [None])))
+    requests = [request(f"A{i}", f"k{i}", email_status="valid" if i % 3 == 0 else "invalid") for i in range(1200)]
+    results = tool_for(service).call_batch(requests)
+    assert [r.account_id for r in results] == [f"A{i}" for i in range(1200)]
+    assert [r.status for r in results] == ["unchanged" if i % 3 == 0 else "applied" for i in range(1200)]
+    assert posts == [500, 300] and TICKETS_PER_REQUEST == 500  # 800 tickets to open, two requests
+    assert service.store.count_created() == 800
+
+
+def test_a_batch_whose_answer_was_lost_is_retried_whole_and_opens_nothing_twice(service: TicketService) -> None:
+    service.faults.delay_after_apply, service.faults.delay_times = 1.0, 1
+    results = tool_for(service, timeout=0.3).call_batch([request("A1", "k1"), request("A2", "k2")])
+    assert [r.status for r in results] == ["duplicate", "duplicate"]
+    assert service.store.count_created() == 2
+
+
+def test_a_key_means_the_same_on_a_single_post_and_in_a_batch(service: TicketService) -> None:
+    single = httpx.post(f"{service.url}/tickets", headers={"Idempotency-Key": "k1"},
+                        json={"account_id": "A1", "kind": "contact-check",
+                              "subject": "Check the contact details of account A1: the e-mail address is invalid"})
+    assert single.status_code == 201
+    assert tool_for(service).call_batch([request("A1", "k1")])[0].status == "duplicate"
+
+
+def test_the_batch_endpoint_refuses_bad_bodies_whole_and_bad_items_alone(service: TicketService) -> None:
+    assert httpx.post(f"{service.url}/tickets/batch", json={"tickets": "no"}).status_code == 400
+    answer = httpx.post(f"{service.url}/tickets/batch", json={"tickets": [
+        {"account_id": "A1", "kind": "k", "subject": "s"},
+        {"idempotency_key": "k2", "account_id": "A2", "kind": "k", "subject": "s"}]})
+    assert answer.status_code == 200
+    assert [r["status"] for r in answer.json()["results"]] == [400, 201]
