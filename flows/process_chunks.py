@@ -10,6 +10,7 @@ retries are dead-lettered whole here, with the stage and step that failed.
 from __future__ import annotations
 
 import gc
+import threading
 from typing import Any
 
 from prefect import flow, unmapped
@@ -23,6 +24,7 @@ from tasks.commit import commit_chunk
 from tasks.execute import execute_step
 from tasks.load import load_chunk
 from tasks.report import dead_letter_chunk
+from tasks.resources import resources
 from tasks.validate import validate_chunk_task
 
 
@@ -40,6 +42,9 @@ def process_chunks(run_id: str, plan: Plan, chunk_count: int, dry_run: bool, act
 
 
 def _process(run_id: str, plan: Plan, chunk_count: int, dry_run: bool, actor: str) -> dict[str, Any]:
+    # Great Expectations takes seconds to import; do it while the first chunks are loaded and their
+    # tools run, not when the first chunk reaches validation.
+    threading.Thread(target=_warm_validation, name="gx-warm", daemon=True).start()
     chunks = list(range(chunk_count))
     loaded = list(load_chunk.map(unmapped(run_id), chunks))
     records = [opaque(future) for future in loaded]
@@ -64,6 +69,13 @@ def _process(run_id: str, plan: Plan, chunk_count: int, dry_run: bool, actor: st
         stage, step_id, error = _first_failure(stages, i)
         dead_letter_chunk(run_id, i, stage, step_id, error, actor)
     return {"chunks": chunk_count, "failed_chunks": failed_chunks}
+
+
+def _warm_validation() -> None:
+    try:
+        resources().gx.warm()
+    except Exception:  # noqa: BLE001 - only an early start: validation imports GX itself and reports its errors
+        return
 
 
 def _first_failure(stages: list[tuple[str, str | None, list[PrefectFuture[Any]]]],

@@ -36,18 +36,27 @@ class GxRunner:
         self._context: Any = None
         self._definitions: dict[SuiteFactory, Any] = {}
 
-    def _definition(self, suite_factory: SuiteFactory) -> Any:
+    def warm(self) -> None:
+        """Import GX and build its context now (seconds of work), so the first batch does not wait.
+        Safe to call from a background thread while chunk tasks start."""
+        with self._lock:
+            self._ensure_context()
+
+    def _ensure_context(self) -> None:
+        if self._context is not None:
+            return
         import great_expectations as gx
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
         # After the import: GX sets this logger to INFO when the module loads. Its info lines are noise.
         for name in ("great_expectations", "great_expectations.data_context.types.base"):
             logging.getLogger(name).setLevel(logging.WARNING)
+        self._context = gx.get_context(mode="ephemeral")
+        self._context.variables.progress_bars = ProgressBarsConfig(globally=False)
+        self._source = self._context.data_sources.add_pandas("airlock")
 
-        if self._context is None:
-            self._context = gx.get_context(mode="ephemeral")
-            self._context.variables.progress_bars = ProgressBarsConfig(globally=False)
-            self._source = self._context.data_sources.add_pandas("airlock")
+    def _definition(self, suite_factory: SuiteFactory) -> Any:
+        self._ensure_context()
         # Build each suite once: building a second suite of the same name makes GX consider the
         # stored one changed and refuse to run it.
         if suite_factory not in self._definitions:
