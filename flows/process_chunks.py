@@ -1,4 +1,6 @@
-"""The per-chunk DAG: load → each step (mapped over chunks) → validate → commit.
+"""The per-chunk DAG: load → each step (mapped over chunks) → validate → commit, mapped wave by wave
+(``AIRLOCK_CHUNK_WAVE`` chunks at a time) so that early chunks are validated and written while the
+tools of later chunks run.
 
 A synchronous subflow on purpose: mapped synchronous tasks run several times faster inside a
 synchronous flow than inside an async one. Records and step results travel between tasks wrapped in
@@ -24,7 +26,7 @@ from tasks.commit import commit_chunk
 from tasks.execute import execute_step
 from tasks.load import load_chunk
 from tasks.report import dead_letter_chunk
-from tasks.resources import resources
+from tasks.resources import current_settings, resources
 from tasks.validate import validate_chunk_task
 
 
@@ -45,22 +47,14 @@ def _process(run_id: str, plan: Plan, chunk_count: int, dry_run: bool, actor: st
     # Great Expectations takes seconds to import; do it while the first chunks are loaded and their
     # tools run, not when the first chunk reaches validation.
     threading.Thread(target=_warm_validation, name="gx-warm", daemon=True).start()
-    chunks = list(range(chunk_count))
-    loaded = list(load_chunk.map(unmapped(run_id), chunks))
-    records = [opaque(future) for future in loaded]
-    stages: list[tuple[str, str | None, list[PrefectFuture[Any]]]] = [("load", None, loaded)]
-    results: dict[str, list[PrefectFuture[Any]]] = {}
-    for step in plan.execution_order():
-        prior = [{sid: opaque(futures[i]) for sid, futures in results.items()} for i in chunks]
-        results[step.id] = list(execute_step.map(
-            unmapped(run_id), unmapped(plan), unmapped(step.id), chunks, records, prior))
-        stages.append(("execute", step.id, results[step.id]))
-    everything = [{sid: opaque(futures[i]) for sid, futures in results.items()} for i in chunks]
-    validated = list(validate_chunk_task.map(unmapped(run_id), unmapped(plan), chunks, records, everything))
-    committed = commit_chunk.map(unmapped(run_id), unmapped(plan), [opaque(f) for f in validated],
-                                 unmapped(dry_run), unmapped(actor))
-    stages += [("validate", None, validated), ("commit", None, list(committed))]
-    wait(list(committed))
+    stages: list[tuple[str, str | None, list[PrefectFuture[Any]]]] = []
+    committed: list[PrefectFuture[Any]] = []
+    wave = current_settings().chunk_wave
+    for first in range(0, chunk_count, wave):
+        _map_wave(run_id, plan, list(range(first, min(first + wave, chunk_count))), dry_run, actor, stages,
+                  committed)
+    wait(committed)
+    chunks = range(chunk_count)
     failed_chunks = 0
     for i in chunks:
         if committed[i].state.is_completed():
@@ -69,6 +63,36 @@ def _process(run_id: str, plan: Plan, chunk_count: int, dry_run: bool, actor: st
         stage, step_id, error = _first_failure(stages, i)
         dead_letter_chunk(run_id, i, stage, step_id, error, actor)
     return {"chunks": chunk_count, "failed_chunks": failed_chunks}
+
+
+def _map_wave(run_id: str, plan: Plan, chunks: list[int], dry_run: bool, actor: str,
+              stages: list[tuple[str, str | None, list[PrefectFuture[Any]]]],
+              committed: list[PrefectFuture[Any]]) -> None:
+    """Map load, every step, validate and commit over one wave of chunks. Waves are submitted one
+    after another without waiting, so the task threads take a wave's validation and commit before
+    the next wave's tools: validation and writing overlap the tools of later chunks."""
+    loaded = list(load_chunk.map(unmapped(run_id), chunks))
+    records = [opaque(future) for future in loaded]
+    wave_stages: list[tuple[str, str | None, list[PrefectFuture[Any]]]] = [("load", None, loaded)]
+    results: dict[str, list[PrefectFuture[Any]]] = {}
+    for step in plan.execution_order():
+        prior = [{sid: opaque(futures[i]) for sid, futures in results.items()} for i in range(len(chunks))]
+        results[step.id] = list(execute_step.map(
+            unmapped(run_id), unmapped(plan), unmapped(step.id), chunks, records, prior))
+        wave_stages.append(("execute", step.id, results[step.id]))
+    everything = [{sid: opaque(futures[i]) for sid, futures in results.items()} for i in range(len(chunks))]
+    validated = list(validate_chunk_task.map(unmapped(run_id), unmapped(plan), chunks, records, everything))
+    wave_committed = list(commit_chunk.map(unmapped(run_id), unmapped(plan), [opaque(f) for f in validated],
+                                           unmapped(dry_run), unmapped(actor)))
+    wave_stages += [("validate", None, validated), ("commit", None, wave_committed)]
+    # Stages are kept per chunk number across waves, so a failed chunk is traced to its first failed stage.
+    for name, step_id, futures in wave_stages:
+        existing = next((s for s in stages if s[0] == name and s[1] == step_id), None)
+        if existing is None:
+            stages.append((name, step_id, list(futures)))
+        else:
+            existing[2].extend(futures)
+    committed.extend(wave_committed)
 
 
 def _warm_validation() -> None:

@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     chunk_size: int = Field(default=500, ge=1, description="records per chunk task")
     max_chunks: int = Field(default=25, ge=1, description="cap on chunks per step; chunks grow to respect it")
     task_workers: int = Field(default=4, ge=1, description="threads running chunk tasks")
+    chunk_wave: int = Field(
+        default=4, ge=1, description="chunks mapped together; later waves' tools overlap earlier waves' "
+        "validation and writes")
     tool_processes: int | None = Field(
         default=None, ge=0, description="worker processes for pure tools; default one per core beyond the first "
         "(at most 4); 0 runs every tool in the run's process")
