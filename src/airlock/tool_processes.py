@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import threading
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -37,6 +38,9 @@ _worker_cache = ToolCache()
 
 def _start_worker(factory: RegistryFactory, args: tuple[Any, ...]) -> None:
     global _worker_registry
+    # Ctrl-C reaches the whole process group: the run's process handles it (the run is marked
+    # interrupted) and shuts the pool down; a worker printing its own KeyboardInterrupt would only add noise.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _worker_registry = factory(*args)
 
 

@@ -118,3 +118,13 @@ def test_a_pool_needs_a_process_and_the_default_leaves_the_run_one_core() -> Non
     with pytest.raises(ConfigError):
         ToolProcesses(0, registry_of(), registry_of, ())
     assert default_processes() == max(0, min(4, (os.cpu_count() or 1) - 1))
+
+
+def test_ctrl_c_is_left_to_the_run_process(pool: ToolProcesses) -> None:
+    the_plan = plan()
+    run_step(the_plan, the_plan.steps[0], registry_of(), RECORDS, {}, offload=pool.run)
+    (worker,) = pool.worker_pids
+    os.kill(worker, signal.SIGINT)  # what a terminal's Ctrl-C sends to every process of the group
+    time.sleep(0.2)
+    again = run_step(the_plan, the_plan.steps[0], registry_of(), RECORDS, {}, offload=pool.run)
+    assert {out["pid"] for out in again.outputs.values()} == {worker}
