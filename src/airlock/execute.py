@@ -98,13 +98,16 @@ def run_step(
     *,
     cache: ToolCache | None = None,
     sleep: Callable[[float], None] = time.sleep,
-    offload: Callable[[Step, dict[str, dict[str, Any]]], StepResult] | None = None,
+    offload: Callable[[Step, dict[str, dict[str, Any]]], StepResult | None] | None = None,
 ) -> StepResult:
     """One step over one chunk. With ``offload`` (a pool of tool processes), a step whose tools are
-    pure and called per record runs there instead: only the resolved inputs travel, not the chunk."""
+    pure and called per record may run there instead: only the resolved inputs travel, not the chunk.
+    ``offload`` answers None for a step it leaves to this process."""
     payloads = step_payloads(plan, step, records, prior)
     if offload is not None and offloadable(step, registry):
-        return offload(step, payloads)
+        offloaded = offload(step, payloads)
+        if offloaded is not None:
+            return offloaded
     return call_tools(step, registry, payloads, cache=cache, sleep=sleep)
 
 

@@ -60,8 +60,8 @@ def default_processes() -> int:
 
 class ToolProcesses:
     """A lazily started pool of tool worker processes; ``run`` has the signature ``run_step`` takes
-    as ``offload``. Steps over fewer than ``min_records`` inputs run in the calling process: sending
-    them costs more than it saves."""
+    as ``offload``. Steps over fewer than ``min_records`` inputs are left to the calling process
+    (``run`` answers None): sending them costs more than it saves."""
 
     def __init__(self, processes: int, registry: ToolRegistry, factory: RegistryFactory,
                  factory_args: tuple[Any, ...], *, min_records: int = 1000) -> None:
@@ -86,9 +86,9 @@ class ToolProcesses:
                     initializer=_start_worker, initargs=(self._factory, self._factory_args))
             return self._pool
 
-    def run(self, step: Step, payloads: dict[str, dict[str, Any]]) -> StepResult:
+    def run(self, step: Step, payloads: dict[str, dict[str, Any]]) -> StepResult | None:
         if len(payloads) < self.min_records:
-            return call_tools(step, self.registry, payloads)
+            return None
         pool = self._executor()
         try:
             result, hashes, pid = pool.submit(_run_in_worker, step, payloads).result()

@@ -12,7 +12,7 @@ import pytest
 from pydantic import BaseModel, ConfigDict
 
 from airlock.errors import ConfigError, InfrastructureError, is_retryable
-from airlock.execute import call_tools, run_step, step_payloads
+from airlock.execute import ToolCache, call_tools, run_step, step_payloads
 from airlock.plan import Plan
 from airlock.registry import SideEffect, ToolRegistry, tool
 from airlock.tool_processes import ToolProcesses, default_processes
@@ -76,10 +76,12 @@ def test_a_pure_step_runs_in_a_worker_with_the_same_outputs_and_failures(pool: T
 def test_small_steps_and_tools_with_effects_stay_in_the_run_process(pool: ToolProcesses) -> None:
     the_plan = plan()
     small = ToolProcesses(1, registry_of(), registry_of, (), min_records=100)
+    cache = ToolCache()
     try:
-        result = run_step(the_plan, the_plan.steps[0], registry_of(), RECORDS, {}, offload=small.run)
+        result = run_step(the_plan, the_plan.steps[0], registry_of(), RECORDS, {}, cache=cache, offload=small.run)
         assert {out["pid"] for out in result.outputs.values()} == {os.getpid()}
         assert small.worker_pids == set()
+        assert result.cache_hits == 1  # in place, the run's pure-tool cache still serves the repeated name
     finally:
         small.close()
     # A tool that reads from a system is not pure: it never leaves the run's process.
