@@ -29,6 +29,9 @@ from tasks.report import dead_letter_chunk
 from tasks.resources import current_settings, resources
 from tasks.validate import validate_chunk_task
 
+# Each stage's futures, (stage, step id) -> one future per chunk number, in pipeline order.
+Stages = dict[tuple[str, str | None], list[PrefectFuture[Any]]]
+
 
 @flow(name="process-chunks", task_runner=ThreadPoolTaskRunner(max_workers=Settings().task_workers))  # type: ignore[arg-type]
 def process_chunks(run_id: str, plan: Plan, chunk_count: int, dry_run: bool, actor: str) -> dict[str, Any]:
@@ -47,16 +50,15 @@ def _process(run_id: str, plan: Plan, chunk_count: int, dry_run: bool, actor: st
     # Great Expectations takes seconds to import; do it while the first chunks are loaded and their
     # tools run, not when the first chunk reaches validation.
     threading.Thread(target=_warm_validation, name="gx-warm", daemon=True).start()
-    stages: list[tuple[str, str | None, list[PrefectFuture[Any]]]] = []
+    stages: Stages = {}
     committed: list[PrefectFuture[Any]] = []
     wave = current_settings().chunk_wave
     for first in range(0, chunk_count, wave):
         _map_wave(run_id, plan, list(range(first, min(first + wave, chunk_count))), dry_run, actor, stages,
                   committed)
     wait(committed)
-    chunks = range(chunk_count)
     failed_chunks = 0
-    for i in chunks:
+    for i in range(chunk_count):
         if committed[i].state.is_completed():
             continue
         failed_chunks += 1
@@ -65,33 +67,27 @@ def _process(run_id: str, plan: Plan, chunk_count: int, dry_run: bool, actor: st
     return {"chunks": chunk_count, "failed_chunks": failed_chunks}
 
 
-def _map_wave(run_id: str, plan: Plan, chunks: list[int], dry_run: bool, actor: str,
-              stages: list[tuple[str, str | None, list[PrefectFuture[Any]]]],
+def _map_wave(run_id: str, plan: Plan, chunks: list[int], dry_run: bool, actor: str, stages: Stages,
               committed: list[PrefectFuture[Any]]) -> None:
     """Map load, every step, validate and commit over one wave of chunks. Waves are submitted one
     after another without waiting, so the task threads take a wave's validation and commit before
-    the next wave's tools: validation and writing overlap the tools of later chunks."""
+    the next wave's tools: validation and writing overlap the tools of later chunks. Each stage's
+    futures are appended in chunk order, so index i of a stage is chunk i across waves."""
     loaded = list(load_chunk.map(unmapped(run_id), chunks))
+    stages.setdefault(("load", None), []).extend(loaded)
     records = [opaque(future) for future in loaded]
-    wave_stages: list[tuple[str, str | None, list[PrefectFuture[Any]]]] = [("load", None, loaded)]
     results: dict[str, list[PrefectFuture[Any]]] = {}
     for step in plan.execution_order():
         prior = [{sid: opaque(futures[i]) for sid, futures in results.items()} for i in range(len(chunks))]
         results[step.id] = list(execute_step.map(
             unmapped(run_id), unmapped(plan), unmapped(step.id), chunks, records, prior))
-        wave_stages.append(("execute", step.id, results[step.id]))
+        stages.setdefault(("execute", step.id), []).extend(results[step.id])
     everything = [{sid: opaque(futures[i]) for sid, futures in results.items()} for i in range(len(chunks))]
     validated = list(validate_chunk_task.map(unmapped(run_id), unmapped(plan), chunks, records, everything))
     wave_committed = list(commit_chunk.map(unmapped(run_id), unmapped(plan), [opaque(f) for f in validated],
                                            unmapped(dry_run), unmapped(actor)))
-    wave_stages += [("validate", None, validated), ("commit", None, wave_committed)]
-    # Stages are kept per chunk number across waves, so a failed chunk is traced to its first failed stage.
-    for name, step_id, futures in wave_stages:
-        existing = next((s for s in stages if s[0] == name and s[1] == step_id), None)
-        if existing is None:
-            stages.append((name, step_id, list(futures)))
-        else:
-            existing[2].extend(futures)
+    stages.setdefault(("validate", None), []).extend(validated)
+    stages.setdefault(("commit", None), []).extend(wave_committed)
     committed.extend(wave_committed)
 
 
@@ -102,9 +98,8 @@ def _warm_validation() -> None:
         return
 
 
-def _first_failure(stages: list[tuple[str, str | None, list[PrefectFuture[Any]]]],
-                   chunk: int) -> tuple[str, str | None, BaseException | str]:
-    for stage, step_id, futures in stages:
+def _first_failure(stages: Stages, chunk: int) -> tuple[str, str | None, BaseException | str]:
+    for (stage, step_id), futures in stages.items():  # in pipeline order: the order they were added
         state = futures[chunk].state
         if state.is_failed() or state.is_crashed():
             try:
