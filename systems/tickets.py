@@ -107,6 +107,34 @@ class TicketStore:
 
     def open_ticket(self, key: str, request_hash: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         """Open (or find the open) ticket and record the key, in one transaction."""
+
+        def apply() -> tuple[int, dict[str, Any]]:
+            row = self._db.execute("SELECT id FROM tickets WHERE account_id = ? AND kind = ? AND status = 'open'",
+                                   (body["account_id"], body["kind"])).fetchone()
+            if row is not None:
+                return 200, {**self._ticket(row[0]), "existing": True}
+            cursor = self._db.execute(
+                "INSERT INTO tickets (account_id, kind, subject, body, status, created_at) "
+                "VALUES (?, ?, ?, ?, 'open', ?)",
+                (body["account_id"], body["kind"], body["subject"], body.get("body", ""), self._now()))
+            return 201, {**self._ticket(int(cursor.lastrowid or 0)), "existing": False}
+
+        return self._keyed(key, request_hash, apply)
+
+    def close_ticket(self, key: str, request_hash: str, ticket_id: int) -> tuple[int, dict[str, Any]]:
+        def apply() -> tuple[int, dict[str, Any]]:
+            if self._db.execute("SELECT 1 FROM tickets WHERE id = ?", (ticket_id,)).fetchone() is None:
+                return 404, {"error": f"no ticket {ticket_id}"}
+            self._db.execute("UPDATE tickets SET status = 'closed' WHERE id = ?", (ticket_id,))
+            return 200, self._ticket(ticket_id)
+
+        return self._keyed(key, request_hash, apply)
+
+    def _keyed(self, key: str, request_hash: str,
+               apply: Callable[[], tuple[int, dict[str, Any]]]) -> tuple[int, dict[str, Any]]:
+        """One keyed request in one transaction: a key seen before is replayed; otherwise ``apply``
+        runs and, when it succeeds, its answer is recorded under the key before the commit. A refusal
+        (4xx) is rolled back and not recorded, so the same key may be sent again."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -114,43 +142,16 @@ class TicketStore:
                 if known is not None:
                     self._db.execute("ROLLBACK")
                     return self._replay(known, request_hash)
-                row = self._db.execute(
-                    "SELECT id FROM tickets WHERE account_id = ? AND kind = ? AND status = 'open'",
-                    (body["account_id"], body["kind"])).fetchone()
-                if row is not None:
-                    code, answer = 200, {**self._ticket(row[0]), "existing": True}
-                else:
-                    cursor = self._db.execute(
-                        "INSERT INTO tickets (account_id, kind, subject, body, status, created_at) "
-                        "VALUES (?, ?, ?, ?, 'open', ?)",
-                        (body["account_id"], body["kind"], body["subject"], body.get("body", ""), self._now()))
-                    code, answer = 201, {**self._ticket(int(cursor.lastrowid or 0)), "existing": False}
+                code, answer = apply()
+                if code >= 400:
+                    self._db.execute("ROLLBACK")
+                    return code, answer
                 self._remember(key, request_hash, code, answer)
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
         return code, answer
-
-    def close_ticket(self, key: str, request_hash: str, ticket_id: int) -> tuple[int, dict[str, Any]]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                known = self.remembered(key)
-                if known is not None:
-                    self._db.execute("ROLLBACK")
-                    return self._replay(known, request_hash)
-                if self._db.execute("SELECT 1 FROM tickets WHERE id = ?", (ticket_id,)).fetchone() is None:
-                    self._db.execute("ROLLBACK")
-                    return 404, {"error": f"no ticket {ticket_id}"}
-                self._db.execute("UPDATE tickets SET status = 'closed' WHERE id = ?", (ticket_id,))
-                answer = self._ticket(ticket_id)
-                self._remember(key, request_hash, 200, answer)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-        return 200, answer
 
     def _replay(self, known: tuple[str, int, dict[str, Any]], request_hash: str) -> tuple[int, dict[str, Any]]:
         stored_hash, code, answer = known

@@ -135,3 +135,14 @@ def test_the_batch_endpoint_refuses_bad_bodies_whole_and_bad_items_alone(service
         {"idempotency_key": "k2", "account_id": "A2", "kind": "k", "subject": "s"}]})
     assert answer.status_code == 200
     assert [r["status"] for r in answer.json()["results"]] == [400, 201]
+
+
+def test_closing_a_ticket_is_keyed_and_an_unknown_ticket_records_no_key(service: TicketService) -> None:
+    opened = tool_for(service).call_batch([request("A1", "k1")])[0]
+    missing = httpx.delete(f"{service.url}/tickets/999", headers={"Idempotency-Key": "c1"})
+    assert missing.status_code == 404
+    closed = httpx.delete(f"{service.url}/tickets/{opened.ticket_id}", headers={"Idempotency-Key": "c1"})
+    assert closed.status_code == 200 and closed.json()["status"] == "closed"  # the refused key was not kept
+    again = httpx.delete(f"{service.url}/tickets/{opened.ticket_id}", headers={"Idempotency-Key": "c1"})
+    assert again.status_code == 200 and again.json()["replayed"] is True
+    assert service.store.tickets("A1")[0]["status"] == "closed"
