@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from airlock.llm import ModelClient
+from airlock.plan import DatasetSpec, Plan, Policy
 from airlock.registry import SideEffect, ToolRegistry, tool
 from tools import build_registry
 
@@ -71,3 +72,12 @@ GOOD: dict[str, Any] = {
 
 def good() -> dict[str, Any]:
     return copy.deepcopy(GOOD)
+
+
+def llm_plan() -> Plan:
+    """One step: the model-backed industry classifier, falling back to the deterministic one."""
+    return Plan(request="industries", dataset=DatasetSpec(name="accounts", columns=COLUMNS),
+                steps=[{"id": "industry", "tool": "classify_industry_llm", "fallback": "classify_industry",
+                        "inputs": {"name": "record.name", "industry": "record.industry",
+                                   "description": "record.description"}}],
+                proposes={"industry": "steps.industry.industry"}, policy=Policy())

@@ -13,13 +13,13 @@ from airlock.execute import run_step
 from airlock.llm import BUDGET_FLAG, metered
 from airlock.llm.cost import BudgetLimits, PriceTable
 from airlock.llm.types import Usage
-from airlock.plan import DatasetSpec, Plan, Policy
+from airlock.plan import Policy
 from airlock.report import build_report
 from airlock.store import Store
 from tests.conftest import store_on
 from tests.fakes.model_stub import ModelStub, Reply, Seen
 from tests.unit.llm.conftest import client_for
-from tests.unit.llm.planning_helpers import COLUMNS, registry_with
+from tests.unit.llm.planning_helpers import COLUMNS, llm_plan, registry_with
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.pg)])
@@ -46,14 +46,6 @@ def _records(count: int) -> list[dict[str, str]]:
     return rows
 
 
-def _plan() -> Plan:
-    return Plan(request="industries", dataset=DatasetSpec(name="accounts", columns=COLUMNS),
-                steps=[{"id": "industry", "tool": "classify_industry_llm", "fallback": "classify_industry",
-                        "inputs": {"name": "record.name", "industry": "record.industry",
-                                   "description": "record.description"}}],
-                proposes={"industry": "steps.industry.industry"}, policy=Policy())
-
-
 def _new_run(store: Store, run_id: str, records: int) -> None:
     store.create_run(id=run_id, playbook="llm", plan_hash="h", status="running", started_by="tester",
                      input_hash="i", record_count=records, chunk_size=100, chunk_count=1, dry_run=False,
@@ -76,7 +68,7 @@ def test_usage_is_stored_per_run_and_step_and_shown_in_the_report(stub: ModelStu
     registry = registry_with(client, tmp_path, batch_size=5)
     _new_run(store, "run-a", 12)
     with metered("run-a", "industry", 0):
-        result = run_step(_plan(), _plan().steps[0], registry, _records(12), {}, sleep=lambda _s: None)
+        result = run_step(llm_plan(), llm_plan().steps[0], registry, _records(12), {}, sleep=lambda _s: None)
     assert len(stub.seen) == 3  # 12 records in batches of 5
     assert all(o["industry"] == "Software" for o in result.outputs.values())
     assert store.llm_spent("run-a") == (3 * 1600, pytest.approx(3 * (1000 * 3 + 100 * 15 + 500 * 0.3) / 1e6))
@@ -101,7 +93,7 @@ def test_the_budget_stops_paid_calls_and_the_rest_get_the_deterministic_label(st
     registry = registry_with(client, tmp_path, batch_size=4)
     _new_run(store, "run-b", 16)
     with metered("run-b", "industry", 0):
-        result = run_step(_plan(), _plan().steps[0], registry, _records(16), {}, sleep=lambda _s: None)
+        result = run_step(llm_plan(), llm_plan().steps[0], registry, _records(16), {}, sleep=lambda _s: None)
     assert len(stub.seen) == 2  # 1,600 tokens per call: the third call would start over budget
     outputs = [result.outputs[f"R{n:03d}"] for n in range(16)]
     assert all(BUDGET_FLAG not in o["flags"] for o in outputs[:8])
@@ -110,7 +102,7 @@ def test_the_budget_stops_paid_calls_and_the_rest_get_the_deterministic_label(st
     # A resumed run counts from what the store says it spent: still no paid call.
     fresh = client_for("openai", stub, sink=store, budget=BudgetLimits(tokens=3000))
     with metered("run-b", "industry", 1):
-        again = run_step(_plan(), _plan().steps[0], registry_with(fresh, tmp_path), _records(2), {},
+        again = run_step(llm_plan(), llm_plan().steps[0], registry_with(fresh, tmp_path), _records(2), {},
                          sleep=lambda _s: None)
     assert len(stub.seen) == 2
     assert all(BUDGET_FLAG in o["flags"] for o in again.outputs.values())
@@ -121,7 +113,7 @@ def test_usage_rows_are_append_only(stub: ModelStub, store: Store, tmp_path: Pat
     client = client_for("anthropic", stub, sink=store)
     registry = registry_with(client, tmp_path)
     with metered(None, "industry", 0):
-        run_step(_plan(), _plan().steps[0], registry, _records(1), {}, sleep=lambda _s: None)
+        run_step(llm_plan(), llm_plan().steps[0], registry, _records(1), {}, sleep=lambda _s: None)
     with pytest.raises(sa.exc.DBAPIError), store.engine.begin() as connection:
         connection.execute(sa.text("UPDATE llm_usage SET cost_usd = 0"))
     store.save_plan_conversation(actor="t", request="r", planner="p", status="refused", plan_hash=None, problems=[],
@@ -168,6 +160,6 @@ def test_a_playbook_budget_wins_over_the_settings_and_leaves_older_plan_hashes_a
     registry = registry_with(client, tmp_path, batch_size=2)
     _new_run(store, "run-c", 6)
     with metered("run-c", "industry", 0, BudgetLimits(tokens=policy.budget_tokens)):
-        result = run_step(_plan(), _plan().steps[0], registry, _records(6), {}, sleep=lambda _s: None)
+        result = run_step(llm_plan(), llm_plan().steps[0], registry, _records(6), {}, sleep=lambda _s: None)
     assert len(stub.seen) == 1  # 1,600 tokens spent: the playbook's 1,000 is gone after one call
     assert sum(BUDGET_FLAG in o["flags"] for o in result.outputs.values()) == 4

@@ -6,18 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from airlock.execute import run_step
-from airlock.plan import DatasetSpec, Plan, Policy
 from tests.fakes.model_stub import ModelStub, Reply, error_reply, tool_answer
 from tests.unit.llm.conftest import client_for
-from tests.unit.llm.planning_helpers import COLUMNS, registry_with
-
-
-def _plan() -> Plan:
-    return Plan(request="industries", dataset=DatasetSpec(name="accounts", columns=COLUMNS),
-                steps=[{"id": "industry", "tool": "classify_industry_llm", "fallback": "classify_industry",
-                        "inputs": {"name": "record.name", "industry": "record.industry",
-                                   "description": "record.description"}}],
-                proposes={"industry": "steps.industry.industry"}, policy=Policy())
+from tests.unit.llm.planning_helpers import COLUMNS, llm_plan, registry_with
 
 
 def _records(*industries: str) -> list[dict[str, str]]:
@@ -34,7 +25,7 @@ def test_a_model_that_stays_down_sends_the_batch_to_the_fallback_record_by_recor
     stub.responder = lambda _seen: error_reply(500)
     registry = registry_with(client_for("openai", stub), tmp_path, batch_size=10)
     waits: list[float] = []
-    result = run_step(_plan(), _plan().steps[0], registry, _records("", "", ""), {}, sleep=waits.append)
+    result = run_step(llm_plan(), llm_plan().steps[0], registry, _records("", "", ""), {}, sleep=waits.append)
     assert len(stub.seen) == 4  # the read effect's four attempts, once, for the whole batch
     assert len(waits) == 3
     assert result.fallbacks == 3 and not result.failures
@@ -45,7 +36,7 @@ def test_a_model_that_stays_down_sends_the_batch_to_the_fallback_record_by_recor
 def test_an_answer_without_labels_is_not_used(stub: ModelStub, tmp_path: Path) -> None:
     stub.responder = lambda _seen: tool_answer("record_labels", {"verdict": "all Software"})
     registry = registry_with(client_for("anthropic", stub), tmp_path)
-    result = run_step(_plan(), _plan().steps[0], registry, _records("", ""), {}, sleep=lambda _s: None)
+    result = run_step(llm_plan(), llm_plan().steps[0], registry, _records("", ""), {}, sleep=lambda _s: None)
     assert len(stub.seen) == 1  # malformed output is not retried
     assert {o["_tool"] for o in result.outputs.values()} == {"classify_industry"}
 
@@ -54,7 +45,7 @@ def test_records_whose_industry_names_a_label_need_no_call(stub: ModelStub, tmp_
     stub.add(Reply(tool_calls=[("record_labels", {"labels": [{"id": 0, "industry": "Healthcare",
                                                                 "confidence": 0.8}]})]))
     registry = registry_with(client_for("anthropic", stub), tmp_path)
-    result = run_step(_plan(), _plan().steps[0], registry, _records("Software", "", "retail"), {},
+    result = run_step(llm_plan(), llm_plan().steps[0], registry, _records("Software", "", "retail"), {},
                       sleep=lambda _s: None)
     assert len(stub.seen) == 1
     sent = stub.seen[0].body["messages"][-1]["content"]
