@@ -88,11 +88,6 @@ class TicketClient:
             raise ConfigError(f"host {url.host!r} is not on the allowlist (AIRLOCK_HTTP_ALLOWED_HOSTS)")
         return str(url)
 
-    def open_ticket(self, key: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        """POST /tickets; (status code, JSON). Retried with the same key; 4xx other than 429 is final."""
-        url = self._url("/tickets")
-        return call_with_retry(lambda: self._post(url, body, {"Idempotency-Key": key}), self.retry)
-
     def open_tickets(self, items: Sequence[tuple[str, dict[str, Any]]]) -> list[tuple[int, dict[str, Any]]]:
         """POST /tickets/batch: many tickets in one round trip, each with its own key; (status code,
         JSON) per item, in order. The whole request is retried with the same keys, so items the
@@ -101,15 +96,15 @@ class TicketClient:
             return []
         url = self._url("/tickets/batch")
         body = {"tickets": [{"idempotency_key": key, **fields} for key, fields in items]}
-        code, answer = call_with_retry(lambda: self._post(url, body, {}), self.retry)
+        code, answer = call_with_retry(lambda: self._post(url, body), self.retry)
         results = answer.get("results")
         if code != 200 or not isinstance(results, list) or len(results) != len(items):
             raise ToolInputError(f"ticketing service answered the batch with {code}: {str(answer)[:200]}")
         return [(int(r.get("status", 0)), r.get("body") or {}) for r in results]
 
-    def _post(self, url: str, body: dict[str, Any], headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    def _post(self, url: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         try:
-            response = self._http().post(url, json=body, headers=headers)
+            response = self._http().post(url, json=body)
         except httpx.TimeoutException as error:
             # The service may have opened the ticket before the answer was lost: the outcome is
             # unknown, and only a retry with the same key can tell.
