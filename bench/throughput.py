@@ -103,8 +103,9 @@ class Bench:
         log = self.root / f"{name}.log"
         command = [sys.executable, str(MODES_SCRIPT), *argv]
         if profile is not None:
-            # Samples only the thread holding the GIL: where the (GIL-bound) process spends its time.
-            command = [self.args.py_spy_binary, "record", "--gil", "--rate", "100", "--format", "raw",
+            # Samples only the thread holding the GIL: where each (GIL-bound) process spends its time,
+            # worker processes included (their stacks start with a "process" frame).
+            command = [self.args.py_spy_binary, "record", "--gil", "--subprocesses", "--rate", "100", "--format", "raw",
                        "--output", str(profile), "--", *command]
         with log.open("wb") as handle:
             process = subprocess.Popen(command, env=env, cwd=self.project_dir, stdout=handle, stderr=subprocess.STDOUT,

@@ -22,6 +22,7 @@ from prefect.utilities.annotations import opaque
 
 from airlock.plan import Plan
 from airlock.settings import Settings
+from airlock.validation import warm_process_gx
 from tasks.commit import commit_chunk
 from tasks.execute import execute_step
 from tasks.load import load_chunk
@@ -47,9 +48,7 @@ def process_chunks(run_id: str, plan: Plan, chunk_count: int, dry_run: bool, act
 
 
 def _process(run_id: str, plan: Plan, chunk_count: int, dry_run: bool, actor: str) -> dict[str, Any]:
-    # Great Expectations takes seconds to import; do it while the first chunks are loaded and their
-    # tools run, not when the first chunk reaches validation.
-    threading.Thread(target=_warm_validation, name="gx-warm", daemon=True).start()
+    _warm_validation(run_id)
     stages: Stages = {}
     committed: list[PrefectFuture[Any]] = []
     wave = current_settings().chunk_wave
@@ -91,11 +90,16 @@ def _map_wave(run_id: str, plan: Plan, chunks: list[int], dry_run: bool, actor: 
     committed.extend(wave_committed)
 
 
-def _warm_validation() -> None:
-    try:
-        resources().gx.warm()
-    except Exception:  # noqa: BLE001 - only an early start: validation imports GX itself and reports its errors
-        return
+def _warm_validation(run_id: str) -> None:
+    """Great Expectations takes seconds to import: do it while the first chunks are loaded and their
+    tools run, not when the first chunk reaches validation, and in the process that will validate:
+    the worker processes when chunks are large enough to go there, this process otherwise."""
+    res = resources()
+    workers = res.tool_processes
+    if workers is not None and res.store.get_run(run_id)["chunk_size"] >= workers.min_records:
+        workers.start()  # each worker imports GX as it starts
+    else:
+        threading.Thread(target=warm_process_gx, name="gx-warm", daemon=True).start()
 
 
 def _first_failure(stages: Stages, chunk: int) -> tuple[str, str | None, BaseException | str]:

@@ -15,7 +15,7 @@ from prefect.cache_policies import NO_CACHE
 from airlock.ledger import CommitItem, commit
 from airlock.plan import Plan
 from tasks.resources import resources
-from tasks.validate import ChunkVerdicts
+from tasks.verdicts import ChunkVerdicts
 
 MARKER = "@commit"
 

@@ -17,7 +17,7 @@ from airlock.registry import ToolRegistry
 from airlock.settings import Settings
 from airlock.store import Store
 from airlock.tool_processes import ToolProcesses, default_processes
-from airlock.validation import GxRunner
+from airlock.validation import GxRunner, process_gx, warm_process_gx
 from systems.tickets import start_local
 from tools import build_registry
 from tools.tickets import TicketClient
@@ -73,7 +73,7 @@ def resources() -> Resources:
                 settings=settings,
                 store=store,
                 registry=registry,
-                gx=GxRunner(),
+                gx=process_gx(),
                 cache=ToolCache(),
                 model=model,
                 notifier=notifier_for(settings.webhooks),
@@ -83,13 +83,14 @@ def resources() -> Resources:
 
 
 def _tool_processes(settings: Settings, registry: ToolRegistry) -> ToolProcesses | None:
-    """Pure tools in worker processes when the machine has cores to spare. A worker builds the same
-    registry from the same project folder; it needs neither the CRM nor the ticketing service."""
+    """Pure tools and validation in worker processes when the machine has cores to spare. A worker
+    builds the same registry from the same project folder; it needs neither the CRM nor the
+    ticketing service. It imports GX as it starts: it will validate the chunks it runs tools for."""
     count = default_processes() if settings.tool_processes is None else settings.tool_processes
     if count == 0:
         return None
     return ToolProcesses(count, registry, build_registry, (settings.project_dir, settings.crm_database_url),
-                         min_records=settings.tool_process_min_records)
+                         min_records=settings.tool_process_min_records, warm=warm_process_gx)
 
 
 def _read_secret(block_name: str) -> str:

@@ -1,8 +1,10 @@
-"""A run whose pure tools run in a worker process proposes, validates and writes exactly what a run
-with every tool in its own process does."""
+"""A run whose pure tools and validation run in a worker process proposes, validates and writes
+exactly what a run doing everything in its own process does."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -23,8 +25,8 @@ def _proposals(report: dict) -> dict[str, dict]:
     return {row["record_id"]: row["changes"] for row in store().proposals_for(report["run_id"], ids)}
 
 
-def test_tools_in_a_worker_process_give_the_same_run(prefect_backend: None, airlock_env: Path, tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_tools_and_validation_in_a_worker_process_give_the_same_run(
+        prefect_backend: None, airlock_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     rows = sample_accounts(120, start=40)
     csv_path = write_accounts(tmp_path / "in.csv", rows)
 
@@ -40,7 +42,9 @@ def test_tools_in_a_worker_process_give_the_same_run(prefect_backend: None, airl
     state, offloaded = run_flow(csv_path, review_timeout=0)
     assert state.is_completed(), state
     pool = resources().tool_processes
-    assert pool is not None and pool.worker_pids  # the tools really ran elsewhere
+    assert pool is not None and pool.worker_pids  # the tools and the validation really ran elsewhere
+    assert pool.offloaded["tool:normalize_phone"] > 0 and pool.offloaded["judge_chunk"] > 0
+    assert "tool:lookup_firmographics" not in pool.offloaded  # it reads the CRM: never sent
     try:
         assert_conserved(offloaded, 120)
         assert offloaded["counts"] == in_place["counts"] and offloaded["counts"]["written"] > 40
@@ -48,3 +52,11 @@ def test_tools_in_a_worker_process_give_the_same_run(prefect_backend: None, airl
         assert _proposals(offloaded) == proposed_in_place
     finally:
         pool.close()
+
+
+def test_what_a_worker_imports_for_validation_leaves_prefect_out() -> None:
+    """A worker imports ``tasks.verdicts`` by name: Prefect there would cost every worker its start-up."""
+    probe = "import sys, tasks.verdicts; print('prefect' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[2])
+    assert out.stdout.strip() == "False"

@@ -16,12 +16,13 @@ from pydantic import BaseModel
 from airlock.execute import TOOL_KEY, RecordFailure, StepResult, confidence_of, flags_of
 from airlock.plan import Plan
 from airlock.validation.findings import Finding, Proposal, RecordVerdict, Verdict, decide, risk_of, values_hash
-from airlock.validation.gx_runner import GxReport, GxRunner, SuiteFactory
+from airlock.validation.gx_runner import GxReport, GxRunner, SuiteFactory, process_gx, warm_process_gx
 from airlock.validation.rules import Rule, check_contract, check_policy, check_rules
 
 __all__ = [
     "ChunkValidation", "Finding", "GxReport", "GxRunner", "Proposal", "RecordVerdict", "Rule", "Verdict",
-    "build_proposals", "decide", "risk_of", "validate_chunk", "values_hash",
+    "build_proposals", "decide", "process_gx", "risk_of", "validate_chunk", "values_hash",
+    "warm_process_gx",
 ]
 
 

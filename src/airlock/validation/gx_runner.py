@@ -13,6 +13,7 @@ import math
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 from airlock.errors import ValidationCrashed
@@ -106,3 +107,19 @@ class GxRunner:
             else:
                 report.batch.append(finding)
         return report
+
+
+@cache
+def process_gx() -> GxRunner:
+    """This process's runner: one GX context per process, whether validation runs in the run's
+    process or in a worker process."""
+    return GxRunner()
+
+
+def warm_process_gx() -> None:
+    """Import GX and build this process's context, reporting nothing: only an early start, since
+    validation imports GX itself and reports its errors. Meant for a background thread."""
+    try:
+        process_gx().warm()
+    except Exception:  # noqa: BLE001 - see above
+        return

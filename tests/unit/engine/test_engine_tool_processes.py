@@ -8,6 +8,7 @@ import signal
 import time
 from typing import Any
 
+import psutil
 import pytest
 from pydantic import BaseModel, ConfigDict
 
@@ -130,3 +131,47 @@ def test_ctrl_c_is_left_to_the_run_process(pool: ToolProcesses) -> None:
     time.sleep(0.2)
     again = run_step(the_plan, the_plan.steps[0], registry_of(), RECORDS, {}, offload=pool.run)
     assert {out["pid"] for out in again.outputs.values()} == {worker}
+
+
+def shout_all(names: list[str], *, suffix: str = "") -> tuple[list[str], int]:
+    """A pure function a worker can import by name, as validation is sent there."""
+    if "boom" in names:
+        raise ValueError("cannot shout boom")
+    return [name.upper() + suffix for name in names], os.getpid()
+
+
+def test_a_pure_function_runs_in_a_worker_when_it_is_about_enough_records() -> None:
+    pool = ToolProcesses(1, registry_of(), registry_of, (), min_records=3)
+    try:
+        assert pool.call(2, shout_all, ["a", "b"], suffix="!") == (["A!", "B!"], os.getpid())  # too few: here
+        assert pool.offloaded == {} and pool.worker_pids == set()
+        shouted, pid = pool.call(3, shout_all, ["a", "b", "c"], suffix="!")
+        assert shouted == ["A!", "B!", "C!"] and pid != os.getpid()
+        assert pool.worker_pids == {pid} and pool.offloaded == {"shout_all": 1}
+        with pytest.raises(ValueError, match="cannot shout boom"):  # its own errors come back as they are
+            pool.call(3, shout_all, ["a", "boom", "c"])
+    finally:
+        pool.close()
+
+
+def test_a_worker_collects_garbage_rarely_and_never_rescans_its_start_up(pool: ToolProcesses) -> None:
+    import gc
+
+    threshold = pool.call(1, gc.get_threshold)
+    frozen = pool.call(1, gc.get_freeze_count)
+    assert threshold[0] >= 50_000 and frozen > 0
+    assert gc.get_threshold() != threshold  # the calling process keeps its own settings
+
+
+def test_start_starts_the_workers_before_the_first_call(pool: ToolProcesses) -> None:
+    def workers() -> list[psutil.Process]:
+        return [child for child in psutil.Process().children()
+                if "spawn_main" in " ".join(child.cmdline()) and child.status() != psutil.STATUS_ZOMBIE]
+
+    assert workers() == []
+    pool.start()
+    deadline = time.monotonic() + 30
+    while not workers() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(workers()) == 1
+    assert pool.offloaded == {}  # starting is not a call

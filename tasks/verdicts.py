@@ -1,0 +1,81 @@
+"""One chunk's verdicts and the rows that record them: a pure function of the chunk's records and
+step results, so that it can run in a worker process (see ``airlock.tool_processes``). This module
+must stay importable without Prefect: a worker imports it by name."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from airlock.execute import StepResult
+from airlock.plan import Plan
+from airlock.validation import Verdict, process_gx, risk_of, validate_chunk
+from expectations.accounts import RULES, ProposedAccount, build_suite
+
+OUTCOME_OF = {Verdict.PASS: "proposed", Verdict.REVIEW: "pending_review", Verdict.REJECT: "rejected"}
+
+
+@dataclass
+class ChunkVerdicts:
+    chunk_no: int
+    passed: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (record id, proposed values)
+    review: list[str] = field(default_factory=list)
+    rejected: list[str] = field(default_factory=list)
+    dead_lettered: list[str] = field(default_factory=list)
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(self)
+
+    @classmethod
+    def from_bytes(cls, payload: bytes) -> ChunkVerdicts:
+        data = orjson.loads(payload)
+        data["passed"] = [tuple(p) for p in data["passed"]]
+        return cls(**data)
+
+
+@dataclass
+class ChunkJudgement:
+    """The verdicts, and the proposal, review-item and dead-letter rows to store with them."""
+
+    verdicts: ChunkVerdicts
+    proposal_rows: list[dict[str, Any]] = field(default_factory=list)
+    review_rows: list[dict[str, Any]] = field(default_factory=list)
+    dead_rows: list[dict[str, Any]] = field(default_factory=list)
+
+
+def judge_chunk(plan: Plan, chunk_no: int, records: list[dict[str, Any]],
+                results: dict[str, StepResult]) -> ChunkJudgement:
+    checked = validate_chunk(plan, records, results, gx=process_gx(), suite_factory=build_suite,
+                             contract=ProposedAccount, rules=RULES)
+    judged = ChunkJudgement(ChunkVerdicts(chunk_no))
+    verdicts = judged.verdicts
+    for proposal in checked.proposals:
+        verdict = checked.verdicts[proposal.record_id]
+        proposal_hash = proposal.proposal_hash  # a hash of the values: compute it once per record
+        judged.proposal_rows.append({
+            "record_id": proposal.record_id, "chunk_no": chunk_no, "changes": proposal.changes(),
+            "proposal_hash": proposal_hash, "verdict": verdict.verdict.value, "reasons": verdict.reasons,
+            "outcome": OUTCOME_OF[verdict.verdict],
+        })
+        if verdict.verdict is Verdict.PASS:
+            verdicts.passed.append((proposal.record_id, proposal.after))
+        elif verdict.verdict is Verdict.REVIEW:
+            verdicts.review.append(proposal.record_id)
+            judged.review_rows.append({"record_id": proposal.record_id, "proposal_hash": proposal_hash,
+                                       "reasons": verdict.reasons, "risk": risk_of(proposal, verdict)})
+        else:
+            verdicts.rejected.append(proposal.record_id)
+    for record_id, (step_id, failure) in checked.failures.items():
+        verdicts.dead_lettered.append(record_id)
+        judged.proposal_rows.append({"record_id": record_id, "chunk_no": chunk_no, "changes": {},
+                                     "proposal_hash": "", "verdict": None, "reasons": [f"failed:{step_id}"],
+                                     "outcome": "dead_lettered"})
+        judged.dead_rows.append({
+            "kind": "record", "stage": "execute", "step_id": step_id, "chunk_no": chunk_no,
+            "record_ids": [record_id], "tool": failure.tool, "spec_hash": failure.spec_hash,
+            "error_type": failure.error_type, "error": failure.error, "retryable": failure.retryable,
+            "attempts": failure.attempts, "payload": {"input": failure.input},
+        })
+    return judged
