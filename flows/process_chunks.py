@@ -12,7 +12,7 @@ retries are dead-lettered whole here, with the stage and step that failed.
 from __future__ import annotations
 
 import gc
-import threading
+from functools import partial
 from typing import Any
 
 from prefect import flow, unmapped
@@ -20,15 +20,16 @@ from prefect.futures import PrefectFuture, wait
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import opaque
 
+from airlock.execute import StepResult
 from airlock.plan import Plan
 from airlock.settings import Settings
-from airlock.validation import warm_process_gx
 from tasks.commit import commit_chunk
 from tasks.execute import execute_step
 from tasks.load import load_chunk
 from tasks.report import dead_letter_chunk
-from tasks.resources import current_settings, resources
+from tasks.resources import current_settings, prepare_validation, resources
 from tasks.validate import validate_chunk_task
+from tasks.verdicts import ChunkVerdicts
 
 # Each stage's futures, (stage, step id) -> one future per chunk number, in pipeline order.
 Stages = dict[tuple[str, str | None], list[PrefectFuture[Any]]]
@@ -48,7 +49,7 @@ def process_chunks(run_id: str, plan: Plan, chunk_count: int, dry_run: bool, act
 
 
 def _process(run_id: str, plan: Plan, chunk_count: int, dry_run: bool, actor: str) -> dict[str, Any]:
-    _warm_validation(run_id)
+    prepare_validation(resources().store.get_run(run_id)["chunk_size"])  # when pin-run did not (a resume)
     stages: Stages = {}
     committed: list[PrefectFuture[Any]] = []
     wave = current_settings().chunk_wave
@@ -88,18 +89,26 @@ def _map_wave(run_id: str, plan: Plan, chunks: list[int], dry_run: bool, actor: 
     stages.setdefault(("validate", None), []).extend(validated)
     stages.setdefault(("commit", None), []).extend(wave_committed)
     committed.extend(wave_committed)
+    for i, commit in enumerate(wave_committed):
+        held = [loaded[i], *(futures[i] for futures in results.values()), validated[i]]
+        commit.add_done_callback(partial(_release, held))
 
 
-def _warm_validation(run_id: str) -> None:
-    """Great Expectations takes seconds to import: do it while the first chunks are loaded and their
-    tools run, not when the first chunk reaches validation, and in the process that will validate:
-    the worker processes when chunks are large enough to go there, this process otherwise."""
-    res = resources()
-    workers = res.tool_processes
-    if workers is not None and res.store.get_run(run_id)["chunk_size"] >= workers.min_records:
-        workers.start()  # each worker imports GX as it starts
-    else:
-        threading.Thread(target=warm_process_gx, name="gx-warm", daemon=True).start()
+def _release(futures: list[PrefectFuture[Any]], _commit: PrefectFuture[Any]) -> None:
+    """Empty a chunk's records, step results and verdicts once its commit is over: nothing reads
+    them again (a failed chunk is dead-lettered from its states), and Prefect's futures keep them in
+    reference cycles that only a full collection frees, a second or more at the end of a large run."""
+    for future in futures:
+        if not future.state.is_completed():
+            continue
+        value = future.result()
+        if isinstance(value, StepResult):
+            value.outputs.clear()
+            value.failures.clear()
+        elif isinstance(value, ChunkVerdicts):
+            value.passed.clear()
+        elif isinstance(value, list):
+            value.clear()
 
 
 def _first_failure(stages: Stages, chunk: int) -> tuple[str, str | None, BaseException | str]:

@@ -16,7 +16,7 @@ from airlock.dataset import read_dataset
 from airlock.errors import NotFound, StateConflict
 from airlock.plan import Plan
 from airlock.recovery import reap
-from tasks.resources import resources
+from tasks.resources import prepare_validation, resources
 
 # A live run renews its lease (settings.lease_seconds) as its tasks finish; a run whose lease ran
 # out is no longer alive, and `airlock runs reap` marks it crashed.
@@ -79,6 +79,7 @@ def pin_run_fn(request: PinRunInput) -> PinnedRun:
     dataset = read_dataset(Path(request.input_path), key=plan.dataset.key, required=plan.dataset.columns)
     size = chunk_size_for(len(dataset.records), plan.policy.chunk_size or res.settings.chunk_size,
                           res.settings.max_chunks)
+    prepare_validation(size)  # while the records are stored
     run_id = request.run_id or str(uuid.uuid4())
     store.save_plan(plan.hash, plan.model_dump(mode="json"))
     store.create_run(

@@ -82,6 +82,18 @@ def resources() -> Resources:
         return _built[key]
 
 
+def prepare_validation(chunk_size: int) -> None:
+    """Great Expectations takes seconds to import: start that as soon as the chunk size is known,
+    in the process that will validate: the worker processes (started now, they import GX as they
+    start) when chunks are large enough to go there, this process (in a thread) otherwise.
+    Calling it again costs nothing."""
+    workers = resources().tool_processes
+    if workers is not None and chunk_size >= workers.min_records:
+        workers.start()
+    else:
+        threading.Thread(target=warm_process_gx, name="gx-warm", daemon=True).start()
+
+
 def _tool_processes(settings: Settings, registry: ToolRegistry) -> ToolProcesses | None:
     """Pure tools and validation in worker processes when the machine has cores to spare. A worker
     builds the same registry from the same project folder; it needs neither the CRM nor the
