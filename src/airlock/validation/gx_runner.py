@@ -1,19 +1,20 @@
 """Great Expectations on the proposed (enriched) records of a batch.
 
 GX is imported lazily and its ephemeral context built once per process: the import alone takes
-seconds. Record-level failures come back by record id (result format COMPLETE with
-``unexpected_index_column_names``); a failed table-level expectation applies to the whole batch.
+seconds. Record-level failures come back as row positions (result format COMPLETE on a frame with
+its default index), turned into record ids here; a failed table-level expectation applies to the
+whole batch.
 An expectation's ``meta={"severity": "reject"}`` makes it reject instead of sending to review.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
+from numbers import Integral
 from typing import Any
 
 from airlock.errors import ValidationCrashed
@@ -79,10 +80,11 @@ class GxRunner:
                 batch_definition, suite = self._definition(suite_factory)
                 frame = pd.DataFrame.from_records(list(rows))
                 # Validating the batch directly skips GX's store of validation results (a quarter of
-                # the time); the verdicts are Airlock's record of what was found.
+                # the time); the verdicts are Airlock's record of what was found. Without
+                # unexpected_index_column_names GX answers with row positions; with them it looks up
+                # each failing row's id cell by cell (two thirds of the time at 12,500 rows).
                 result = batch_definition.get_batch(batch_parameters={"dataframe": frame}).validate(
-                    suite, result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [key]},
-                )
+                    suite, result_format={"result_format": "COMPLETE"})
         except Exception as error:
             raise ValidationCrashed(f"Great Expectations could not validate the batch: {error}") from error
         proposed = set(frame.columns)
@@ -101,8 +103,8 @@ class GxRunner:
             index_list = (item.result or {}).get("unexpected_index_list")
             if index_list:
                 for entry in index_list:
-                    record_id = entry.get(key) if isinstance(entry, dict) else None
-                    if record_id is not None and not (isinstance(record_id, float) and math.isnan(record_id)):
+                    record_id = rows[int(entry)].get(key) if isinstance(entry, Integral) else None
+                    if record_id is not None:
                         report.by_record.setdefault(str(record_id), []).append(finding)
             else:
                 report.batch.append(finding)
