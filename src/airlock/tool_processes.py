@@ -95,6 +95,7 @@ class ToolProcesses:
         self._pool: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
         self.worker_pids: set[int] = set()
+        self._in_flight = 0  # calls sent and not answered yet
         self.offloaded: Counter[str] = Counter()  # what went to the workers: "tool:<name>" or a function's name
 
     def _executor(self) -> ProcessPoolExecutor:
@@ -116,7 +117,9 @@ class ToolProcesses:
             pool.submit(os.getpid)
 
     def run(self, step: Step, payloads: dict[str, dict[str, Any]]) -> StepResult | None:
-        if len(payloads) < self.min_records:
+        # A tool step the workers cannot start soon runs here instead: the run's process would
+        # otherwise wait with a core idle (validation, which needs GX, always goes to a worker).
+        if len(payloads) < self.min_records or self.busy():
             return None
         result, hashes = self._submit(f"tool:{step.tool}", _run_in_worker, step, payloads)
         for name, spec_hash in hashes.items():
@@ -132,14 +135,23 @@ class ToolProcesses:
             return fn(*args, **kwargs)
         return self._submit(fn.__qualname__, fn, *args, **kwargs)
 
+    def busy(self) -> bool:
+        """Every worker has a call to answer (a new one would wait)."""
+        return self._in_flight >= self.processes
+
     def _submit(self, what: str, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
         pool = self._executor()
+        with self._lock:
+            self._in_flight += 1
         try:
             result, pid = pool.submit(_call_in_worker, fn, args, kwargs).result()
         except BrokenProcessPool as error:
             self._discard(pool)
             # A worker died (killed, out of memory): nothing was written, the task may simply retry.
             raise InfrastructureError(f"a worker process died: {error}") from error
+        finally:
+            with self._lock:
+                self._in_flight -= 1
         with self._lock:
             self.worker_pids.add(pid)
             self.offloaded[what] += 1
