@@ -24,7 +24,7 @@ class Settings(BaseSettings):
     crm_url: str | None = Field(default=None, description="the CRM business system; default SQLite in HOME")
     user: str | None = Field(default=None, description="who acts; default the OS user")
     chunk_size: int = Field(default=500, ge=1, description="records per chunk task")
-    max_chunks: int = Field(default=25, ge=1, description="cap on chunks per step; chunks grow to respect it")
+    max_chunks: int = Field(default=8, ge=1, description="cap on chunks per step; chunks grow to respect it")
     task_workers: int = Field(default=4, ge=1, description="threads running chunk tasks")
     chunk_wave: int = Field(
         default=4, ge=1, description="chunks mapped together; later waves' tools overlap earlier waves' "
