@@ -21,6 +21,7 @@ pytestmark = pytest.mark.slow
 def test_twelve_chunks_in_four_waves(prefect_backend: None, airlock_env: Path, tmp_path: Path,
                                      monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AIRLOCK_CHUNK_SIZE", "10")
+    monkeypatch.setenv("AIRLOCK_MAX_CHUNKS", "12")
     monkeypatch.setenv("AIRLOCK_CHUNK_WAVE", "3")
     rows = sample_accounts(120, start=600)
     poison = rows[115]  # chunk 11, the last wave
