@@ -136,8 +136,9 @@ class ToolProcesses:
         return self._submit(fn.__qualname__, fn, *args, **kwargs)
 
     def busy(self) -> bool:
-        """Every worker has a call to answer (a new one would wait)."""
-        return self._in_flight >= self.processes
+        """Every worker has a call running and another waiting. One waiting call keeps a worker fed
+        between calls; more would only wait while the run's process might have a core free."""
+        return self._in_flight >= 2 * self.processes
 
     def _submit(self, what: str, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
         pool = self._executor()

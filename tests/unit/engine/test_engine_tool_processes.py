@@ -187,16 +187,18 @@ def test_a_tool_step_runs_in_place_while_every_worker_is_busy(pool: ToolProcesse
 
     the_plan = plan()
     step = the_plan.steps[0]
-    napping = threading.Thread(target=pool.call, args=(1, nap, 1.5))
-    napping.start()
+    napping = [threading.Thread(target=pool.call, args=(1, nap, 1.5)) for _ in range(2)]  # one runs, one waits
+    for thread in napping:
+        thread.start()
     deadline = time.monotonic() + 10
     while not pool.busy() and time.monotonic() < deadline:
         time.sleep(0.01)
     assert pool.busy()
     here = run_step(the_plan, step, registry_of(), RECORDS, {}, offload=pool.run)
     assert {out["pid"] for out in here.outputs.values()} == {os.getpid()}  # not queued behind the nap
-    napping.join()
+    for thread in napping:
+        thread.join()
     assert not pool.busy()
     there = run_step(the_plan, step, registry_of(), RECORDS, {}, offload=pool.run)
     assert os.getpid() not in {out["pid"] for out in there.outputs.values()}
-    assert pool.offloaded == {"nap": 1, "tool:shout": 1}
+    assert pool.offloaded == {"nap": 2, "tool:shout": 1}
