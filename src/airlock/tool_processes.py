@@ -77,9 +77,10 @@ def default_processes() -> int:
 
 
 class ToolProcesses:
-    """A lazily started pool of tool worker processes; ``run`` has the signature ``run_step`` takes
-    as ``offload``. Steps over fewer than ``min_records`` inputs are left to the calling process
-    (``run`` answers None): sending them costs more than it saves."""
+    """A lazily started pool of worker processes. ``run`` has the signature ``run_step`` takes as
+    ``offload`` and answers None for a tool step it leaves to the calling thread: one over fewer
+    than ``min_records`` inputs (sending it costs more than it saves), or one that would wait for a
+    busy worker. ``call`` sends any pure, importable function (validation) the same way."""
 
     def __init__(self, processes: int, registry: ToolRegistry, factory: RegistryFactory,
                  factory_args: tuple[Any, ...], *, min_records: int = 1000,
