@@ -1,5 +1,6 @@
 """What every task needs, built once per process from the environment: settings, the store, the
-tool registry (tools/), the GX runner and the pure-tool cache."""
+tool registry (tools/), the pure-tool cache and the worker processes. GX has one runner per process
+(``airlock.validation.process_gx``), which validation takes wherever it runs."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from airlock.registry import ToolRegistry
 from airlock.settings import Settings
 from airlock.store import Store
 from airlock.tool_processes import ToolProcesses, default_processes
-from airlock.validation import GxRunner, process_gx, warm_process_gx
+from airlock.validation import warm_process_gx
 from systems.tickets import start_local
 from tools import build_registry
 from tools.tickets import TicketClient
@@ -28,12 +29,11 @@ class Resources:
     settings: Settings
     store: Store
     registry: ToolRegistry
-    gx: GxRunner
     cache: ToolCache
     model: ModelClient | None = None  # None with AIRLOCK_PLANNER=rules: no model anywhere
     # One webhook notifier per process (its own small thread pool), not one per notice.
     notifier: Notifier = field(default_factory=NullNotifier)
-    # Worker processes for pure tools (None: every tool runs in this process).
+    # Worker processes for pure tools and validation (None: all of it runs in this process).
     tool_processes: ToolProcesses | None = None
     # Requests the model planned in this process, so a CLI check and the flow it starts share one plan.
     model_plans: dict[tuple[str, ...], Plan] = field(default_factory=dict)
@@ -73,7 +73,6 @@ def resources() -> Resources:
                 settings=settings,
                 store=store,
                 registry=registry,
-                gx=process_gx(),
                 cache=ToolCache(),
                 model=model,
                 notifier=notifier_for(settings.webhooks),

@@ -17,8 +17,6 @@ from tasks.verdicts import ChunkVerdicts, judge_chunk
 
 MARKER = "@validate"
 
-__all__ = ["MARKER", "ChunkVerdicts", "validate_chunk_fn", "validate_chunk_task"]
-
 
 def validate_chunk_fn(run_id: str, plan: Plan, chunk_no: int, records: list[dict[str, Any]],
                       results: dict[str, StepResult]) -> ChunkVerdicts:
