@@ -27,7 +27,7 @@ from tasks.commit import commit_chunk
 from tasks.execute import execute_step
 from tasks.load import load_chunk
 from tasks.report import dead_letter_chunk
-from tasks.resources import current_settings, prepare_validation, resources
+from tasks.resources import current_settings
 from tasks.validate import validate_chunk_task
 from tasks.verdicts import ChunkVerdicts
 
@@ -49,7 +49,6 @@ def process_chunks(run_id: str, plan: Plan, chunk_count: int, dry_run: bool, act
 
 
 def _process(run_id: str, plan: Plan, chunk_count: int, dry_run: bool, actor: str) -> dict[str, Any]:
-    prepare_validation(resources().store.get_run(run_id)["chunk_size"])  # when pin-run did not (a resume)
     stages: Stages = {}
     committed: list[PrefectFuture[Any]] = []
     wave = current_settings().chunk_wave

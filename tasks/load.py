@@ -73,6 +73,7 @@ def pin_run_fn(request: PinRunInput) -> PinnedRun:
                                     "wait for it, or resume it once it has stopped")
             store.update_run(run["id"], status="running", prefect_flow_run_id=request.flow_run_id,
                              lease_expires_at=store.now() + lease)
+            prepare_validation(run["chunk_size"])
             return PinnedRun(run_id=run["id"], record_count=run["record_count"], chunk_count=run["chunk_count"],
                              chunk_size=run["chunk_size"], resumed=True)
     plan = request.plan
