@@ -20,7 +20,7 @@ from prefect.futures import PrefectFuture, wait
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import opaque
 
-from airlock.execute import StepResult
+from airlock.execute import BATCH_GC_THRESHOLDS, StepResult
 from airlock.plan import Plan
 from airlock.settings import Settings
 from tasks.commit import commit_chunk
@@ -37,11 +37,9 @@ Stages = dict[tuple[str, str | None], list[PrefectFuture[Any]]]
 
 @flow(name="process-chunks", task_runner=ThreadPoolTaskRunner(max_workers=Settings().task_workers))  # type: ignore[arg-type]
 def process_chunks(run_id: str, plan: Plan, chunk_count: int, dry_run: bool, actor: str) -> dict[str, Any]:
-    # A batch holds millions of small dicts (records, tool outputs, proposals), none of them in
-    # reference cycles; with the default thresholds the cyclic collector rescans them all the time
-    # (a quarter of the chunk work, measured). Collect less often while chunks run.
+    # Collect less often while chunks run (see BATCH_GC_THRESHOLDS), never more often than now.
     thresholds = gc.get_threshold()
-    gc.set_threshold(max(thresholds[0], 50_000), max(thresholds[1], 20), max(thresholds[2], 100))
+    gc.set_threshold(*(max(now, batch) for now, batch in zip(thresholds, BATCH_GC_THRESHOLDS, strict=True)))
     try:
         return _process(run_id, plan, chunk_count, dry_run, actor)
     finally:

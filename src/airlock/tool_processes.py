@@ -29,7 +29,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any, ParamSpec, TypeVar
 
 from airlock.errors import ConfigError, InfrastructureError
-from airlock.execute import StepResult, ToolCache, call_tools
+from airlock.execute import BATCH_GC_THRESHOLDS, StepResult, ToolCache, call_tools
 from airlock.plan import Step
 from airlock.registry import ToolRegistry
 
@@ -50,12 +50,10 @@ def _start_worker(factory: RegistryFactory, args: tuple[Any, ...], warm: Callabl
     if warm is not None:  # e.g. import GX while the first tools run, not when the first chunk is validated
         threading.Thread(target=warm, name="warm", daemon=True).start()
     _worker_registry = factory(*args)
-    # A worker holds and makes millions of small dicts (records, outputs, its cache), none of them in
-    # reference cycles: with the default thresholds the cyclic collector rescans them all the time
-    # (four tenths of a step's time and most of unpickling a chunk, measured). Collect less often,
-    # and never rescan what the start-up made.
+    # A worker only ever processes batches (see BATCH_GC_THRESHOLDS; with the default thresholds most
+    # of unpickling a chunk was collection, measured), and what its start-up made is never rescanned.
     gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
+    gc.set_threshold(*BATCH_GC_THRESHOLDS)
 
 
 def _run_in_worker(step: Step, payloads: dict[str, dict[str, Any]]) -> tuple[StepResult, dict[str, str]]:
