@@ -7,6 +7,10 @@ synchronous flow than inside an async one. Records and step results travel betwe
 ``opaque``: Prefect resolves the future but does not walk thousands of records looking for nested
 futures, a walk that otherwise costs more than the work. Chunks whose tasks failed after their
 retries are dead-lettered whole here, with the stage and step that failed.
+
+Chunks are validated in order as far as uniqueness goes: a chunk's validation waits for the claims
+of the chunks before it (``airlock.validation.run_scope``); a chunk whose validation failed or never
+ran is settled when its task ends, so the chunks after it go on.
 """
 
 from __future__ import annotations
@@ -23,11 +27,12 @@ from prefect.utilities.annotations import opaque
 from airlock.execute import BATCH_GC_THRESHOLDS, StepResult
 from airlock.plan import Plan
 from airlock.settings import Settings
+from airlock.validation import RunClaims
 from tasks.commit import commit_chunk
 from tasks.execute import execute_step
 from tasks.load import load_chunk
 from tasks.report import dead_letter_chunk
-from tasks.resources import current_settings
+from tasks.resources import current_settings, resources
 from tasks.validate import validate_chunk_task
 from tasks.verdicts import ChunkVerdicts
 
@@ -40,9 +45,12 @@ def process_chunks(run_id: str, plan: Plan, chunk_count: int, dry_run: bool, act
     # Collect less often while chunks run (see BATCH_GC_THRESHOLDS), never more often than now.
     thresholds = gc.get_threshold()
     gc.set_threshold(*(max(now, batch) for now, batch in zip(thresholds, BATCH_GC_THRESHOLDS, strict=True)))
+    run_claims = resources().run_claims
+    run_claims[run_id] = RunClaims()
     try:
         return _process(run_id, plan, chunk_count, dry_run, actor)
     finally:
+        run_claims.pop(run_id, None)
         gc.set_threshold(*thresholds)
 
 
@@ -86,9 +94,16 @@ def _map_wave(run_id: str, plan: Plan, chunks: list[int], dry_run: bool, actor: 
     stages.setdefault(("validate", None), []).extend(validated)
     stages.setdefault(("commit", None), []).extend(wave_committed)
     committed.extend(wave_committed)
+    claims = resources().run_claims[run_id]
     for i, commit in enumerate(wave_committed):
+        validated[i].add_done_callback(partial(_settle, claims, chunks[i]))
         held = [loaded[i], *(futures[i] for futures in results.values()), validated[i]]
         commit.add_done_callback(partial(_release, held))
+
+
+def _settle(claims: RunClaims, chunk_no: int, _validated: PrefectFuture[Any]) -> None:
+    """Whatever became of the chunk's validation, the chunks after it need not wait for it any longer."""
+    claims.settle(chunk_no)
 
 
 def _release(futures: list[PrefectFuture[Any]], _commit: PrefectFuture[Any]) -> None:

@@ -18,7 +18,7 @@ from airlock.registry import ToolRegistry
 from airlock.settings import Settings
 from airlock.store import Store
 from airlock.tool_processes import ToolProcesses, default_processes
-from airlock.validation import warm_process_gx
+from airlock.validation import RunClaims, warm_process_gx
 from systems.tickets import start_local
 from tools import build_registry
 from tools.tickets import TicketClient
@@ -37,6 +37,8 @@ class Resources:
     tool_processes: ToolProcesses | None = None
     # Requests the model planned in this process, so a CLI check and the flow it starts share one plan.
     model_plans: dict[tuple[str, ...], Plan] = field(default_factory=dict)
+    # The run-wide duplicate check of each run whose chunks this process is running, by run id.
+    run_claims: dict[str, RunClaims] = field(default_factory=dict)
 
 
 _lock = threading.Lock()

@@ -11,7 +11,7 @@ import orjson
 
 from airlock.execute import StepResult
 from airlock.plan import Plan
-from airlock.validation import Verdict, process_gx, risk_of, validate_chunk
+from airlock.validation import Claimed, Claims, Verdict, process_gx, risk_of, validate_chunk
 from expectations.accounts import RULES, ProposedAccount, build_suite
 
 OUTCOME_OF = {Verdict.PASS: "proposed", Verdict.REVIEW: "pending_review", Verdict.REJECT: "rejected"}
@@ -24,6 +24,7 @@ class ChunkVerdicts:
     review: list[str] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)
     dead_lettered: list[str] = field(default_factory=list)
+    claims: Claims = field(default_factory=dict)  # values this chunk claimed first in the run (see run_scope)
 
     def to_bytes(self) -> bytes:
         return orjson.dumps(self)
@@ -45,11 +46,11 @@ class ChunkJudgement:
     dead_rows: list[dict[str, Any]] = field(default_factory=list)
 
 
-def judge_chunk(plan: Plan, chunk_no: int, records: list[dict[str, Any]],
-                results: dict[str, StepResult]) -> ChunkJudgement:
+def judge_chunk(plan: Plan, chunk_no: int, records: list[dict[str, Any]], results: dict[str, StepResult],
+                claimed: Claimed | None = None) -> ChunkJudgement:
     checked = validate_chunk(plan, records, results, gx=process_gx(), suite_factory=build_suite,
-                             contract=ProposedAccount, rules=RULES)
-    judged = ChunkJudgement(ChunkVerdicts(chunk_no))
+                             contract=ProposedAccount, rules=RULES, claimed=claimed)
+    judged = ChunkJudgement(ChunkVerdicts(chunk_no, claims=checked.claims))
     verdicts = judged.verdicts
     for proposal in checked.proposals:
         verdict = checked.verdicts[proposal.record_id]

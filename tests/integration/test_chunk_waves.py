@@ -42,6 +42,33 @@ def test_twelve_chunks_in_four_waves(prefect_backend: None, airlock_env: Path, t
     assert len(steps) == 7 and all(by_stage[s] == set(range(12)) for s in steps)
 
 
+def test_verdicts_do_not_depend_on_how_the_run_is_cut_into_chunks(
+        prefect_backend: None, airlock_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Duplicate domains across chunk boundaries: the first account claiming a domain passes and every
+    later one goes to review, whether the run has one chunk or twelve."""
+    rows = sample_accounts(100, start=300)
+    rows += [{**rows[i], "id": f"ACC-9{i:05d}"} for i in (2, 17, 40, 41, 77)]  # copies under new ids
+    rows += [{**rows[5], "id": "ACC-999999"}]
+    source = write_accounts(tmp_path / "in.csv", rows)
+    verdicts = []
+    for chunk_size, max_chunks in ((len(rows), 1), (10, 12)):
+        monkeypatch.setenv("AIRLOCK_CHUNK_SIZE", str(chunk_size))
+        monkeypatch.setenv("AIRLOCK_MAX_CHUNKS", str(max_chunks))
+        state, report = run_flow(source, review_timeout=0)
+        assert state.is_completed(), state
+        assert_conserved(report, len(rows))
+        # The second run finds the first one's values in the CRM: written there is unchanged here.
+        verdicts.append({r["id"]: ("passed" if r["outcome"] in ("written", "unchanged") else r["outcome"],
+                                   r["reasons"]) for r in report["records"]})
+    one_chunk, twelve_chunks = verdicts
+    assert one_chunk == twelve_chunks
+    duplicate = "gx:expect_column_values_to_be_unique:domain"
+    copies = [r["id"] for r in rows[100:]]
+    assert all(duplicate in one_chunk[rid][1] for rid in copies)
+    originals = [rows[i]["id"] for i in (2, 17, 40, 41, 77, 5)]
+    assert not any(duplicate in one_chunk[rid][1] for rid in originals)
+
+
 def test_a_committed_chunk_lets_go_of_its_records_and_step_results(
         prefect_backend: None, airlock_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Prefect's futures hold task results in reference cycles; with the cyclic collector off, what a

@@ -144,6 +144,15 @@ class RunsRepo(StoreBase):
             ).scalar_one_or_none()
         return bytes(value) if value is not None else None
 
+    def step_outcomes(self, run_id: str, step_id: str) -> dict[int, bytes]:
+        """A step's stored outcomes for every chunk of the run, by chunk number."""
+        with self.tx() as connection:
+            rows = connection.execute(
+                sa.select(step_outcomes.c.chunk_no, step_outcomes.c.payload)
+                .where(step_outcomes.c.run_id == run_id, step_outcomes.c.step_id == step_id)
+            ).all()
+        return {int(chunk_no): bytes(payload) for chunk_no, payload in rows}
+
     def save_step_outcome(self, run_id: str, step_id: str, chunk_no: int, payload: bytes) -> bytes:
         """Store once. If another attempt stored it first, theirs is the outcome."""
         try:

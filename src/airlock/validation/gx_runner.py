@@ -5,6 +5,11 @@ seconds. Record-level failures come back as row positions (result format COMPLET
 its default index), turned into record ids here; a failed table-level expectation applies to the
 whole batch.
 An expectation's ``meta={"severity": "reject"}`` makes it reject instead of sending to review.
+
+Uniqueness is not judged here: a batch is a chunk, and whether two records share a value must not
+depend on how a run was cut into chunks. The suite's uniqueness expectations are taken out of the
+batch suite and handed back as ``RunScoped`` rules, which ``airlock.validation.run_scope`` applies
+across the whole run.
 """
 
 from __future__ import annotations
@@ -21,14 +26,31 @@ from airlock.errors import ValidationCrashed
 from airlock.validation.findings import Finding
 
 SuiteFactory = Callable[[], Any]  # () -> great_expectations.ExpectationSuite
+# Expectations about the whole run rather than one batch.
+RUN_SCOPED_TYPES = frozenset({"expect_column_values_to_be_unique"})
+
+
+@dataclass(frozen=True)
+class RunScoped:
+    """A uniqueness expectation of the suite, judged over the run: a value a record of the run
+    claimed before gives this finding to every later record that proposes it."""
+
+    column: str
+    finding: Finding
 
 
 @dataclass
 class GxReport:
     by_record: dict[str, list[Finding]] = field(default_factory=dict)
     batch: list[Finding] = field(default_factory=list)
+    run_scoped: list[RunScoped] = field(default_factory=list)
     evaluated: int = 0
     failed: int = 0
+
+
+def _finding(config: Any, column: str | None) -> Finding:
+    code = f"gx:{config.type}" + (f":{column}" if column else "")
+    return Finding(code, "reject" if (config.meta or {}).get("severity") == "reject" else "review")
 
 
 class GxRunner:
@@ -63,10 +85,13 @@ class GxRunner:
         # stored one changed and refuse to run it.
         if suite_factory not in self._definitions:
             suite = suite_factory()
+            scoped = [e for e in suite.expectations if e.expectation_type in RUN_SCOPED_TYPES]
+            suite.expectations = [e for e in suite.expectations if e.expectation_type not in RUN_SCOPED_TYPES]
+            run_scoped = [RunScoped(e.column, _finding(e.configuration, e.column)) for e in scoped]
             name = f"{suite.name}-{len(self._definitions)}"
             asset = self._source.add_dataframe_asset(f"proposed-{name}")
             batch = asset.add_batch_definition_whole_dataframe("batch")
-            self._definitions[suite_factory] = (batch, self._context.suites.add(suite))
+            self._definitions[suite_factory] = (batch, self._context.suites.add(suite), run_scoped)
         return self._definitions[suite_factory]
 
     def validate(self, suite_factory: SuiteFactory, rows: Sequence[dict[str, Any]], key: str) -> GxReport:
@@ -77,7 +102,7 @@ class GxRunner:
             return report
         try:
             with self._lock:
-                batch_definition, suite = self._definition(suite_factory)
+                batch_definition, suite, run_scoped = self._definition(suite_factory)
                 frame = pd.DataFrame.from_records(list(rows))
                 # Validating the batch directly skips GX's store of validation results (a quarter of
                 # the time); the verdicts are Airlock's record of what was found. Without
@@ -88,6 +113,7 @@ class GxRunner:
         except Exception as error:
             raise ValidationCrashed(f"Great Expectations could not validate the batch: {error}") from error
         proposed = set(frame.columns)
+        report.run_scoped = [rule for rule in run_scoped if rule.column in proposed]
         for item in result.results:
             config = item.expectation_config
             column = config.kwargs.get("column")
@@ -97,9 +123,7 @@ class GxRunner:
             if item.success:
                 continue
             report.failed += 1
-            code = f"gx:{config.type}" + (f":{column}" if column else "")
-            rejects = (config.meta or {}).get("severity") == "reject"
-            finding = Finding(code, "reject" if rejects else "review")
+            finding = _finding(config, column)
             index_list = (item.result or {}).get("unexpected_index_list")
             if index_list:
                 for entry in index_list:

@@ -11,6 +11,7 @@ from airlock.execute import TOOL_KEY, RecordFailure, StepResult
 from airlock.plan import Plan
 from airlock.validation import (
     ChunkValidation,
+    Claimed,
     Finding,
     GxRunner,
     Proposal,
@@ -70,12 +71,12 @@ def results_for(plan: Plan, proposed: dict[str, dict[str, Any]],
 
 
 def run(gx: GxRunner, proposed: dict[str, dict[str, Any]], *, emails: dict[str, str] | None = None,
-        policy: dict[str, Any] | None = None, **kwargs: Any) -> ChunkValidation:
+        policy: dict[str, Any] | None = None, claimed: Claimed | None = None, **kwargs: Any) -> ChunkValidation:
     plan = make_plan(policy)
     records = [account(rid, (emails or {}).get(rid, f"info@{values.get('domain') or 'x.org'}"))
                for rid, values in proposed.items()]
     return validate_chunk(plan, records, results_for(plan, proposed, **kwargs), gx=gx, suite_factory=build_suite,
-                          contract=ProposedAccount, rules=RULES)
+                          contract=ProposedAccount, rules=RULES, claimed=claimed)
 
 
 def test_a_mixed_chunk_gets_one_verdict_per_record(gx: GxRunner) -> None:
@@ -104,9 +105,11 @@ def test_a_mixed_chunk_gets_one_verdict_per_record(gx: GxRunner) -> None:
     assert verdicts["bad_phone"].verdict is Verdict.REJECT
     assert verdicts["bad_phone"].reasons == ["contract:phone_e164", "gx:expect_column_values_to_match_regex:phone_e164"]
 
-    for rid in ("dup_1", "dup_2"):
-        assert verdicts[rid].verdict is Verdict.REVIEW
-        assert verdicts[rid].reasons == ["gx:expect_column_values_to_be_unique:domain"]
+    # The first record to claim a domain passes; the next one claiming it goes to a person.
+    assert (verdicts["dup_1"].verdict, verdicts["dup_1"].reasons) == (Verdict.PASS, [])
+    assert verdicts["dup_2"].verdict is Verdict.REVIEW
+    assert verdicts["dup_2"].reasons == ["gx:expect_column_values_to_be_unique:domain"]
+    assert checked.claims["domain"]["shared.com"] == "dup_1" and checked.claims["domain"]["acme.com"] == "good"
 
     assert (verdicts["unsure"].verdict, verdicts["unsure"].reasons) == (Verdict.REVIEW, ["low_confidence:industry"])
 
@@ -184,7 +187,8 @@ def test_the_runner_validates_the_same_suite_repeatedly(gx: GxRunner) -> None:
     third = gx.validate(build_suite, [{"id": "c", **GOOD, "domain": "c.com"}], "id")
     assert first.by_record == second.by_record == {
         "b": [Finding("gx:expect_column_values_to_be_in_set:country_code", "reject")]}
-    assert first.evaluated == second.evaluated == 9 and first.failed == 1
+    assert first.evaluated == second.evaluated == 8 and first.failed == 1  # uniqueness is judged over the run
+    assert [r.column for r in first.run_scoped] == ["domain"]
     assert third.by_record == {} and third.failed == 0 and third.batch == []
     assert gx.validate(build_suite, [], "id").evaluated == 0
 
