@@ -39,11 +39,13 @@ def validate_chunk_fn(run_id: str, plan: Plan, chunk_no: int, records: list[dict
     workers = res.tool_processes
     judged = (workers.call(len(records), judge_chunk, plan, chunk_no, records, results, claimed) if workers
               else judge_chunk(plan, chunk_no, records, results, claimed))
+    if gate is not None:
+        # Before storing, which takes a while: the next chunk may be judged meanwhile. Should storing
+        # fail, the claims stay published, which only errs on the side of review.
+        gate.publish(chunk_no, judged.verdicts.claims)
     res.store.save_chunk_verdicts(run_id, chunk_no, proposal_rows=judged.proposal_rows,
                                   review_rows=judged.review_rows, dead_letter_rows=judged.dead_rows,
                                   marker_step=MARKER, marker=judged.verdicts.to_bytes())
-    if gate is not None:
-        gate.publish(chunk_no, judged.verdicts.claims)
     return judged.verdicts
 
 
