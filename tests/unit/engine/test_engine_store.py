@@ -308,3 +308,29 @@ def test_take_effect_resumes_waiting_runs_and_follows_up_finished_ones(store: St
     assert how == {"waiting": "resumed", "running": "left to the running run", "done": "committed"}
     assert resumed == [("flow-1", {"note": "decided in the store by alice"})]
     assert followed == ["done"]
+
+
+def test_bulk_inserts_store_what_sqlalchemy_would_whichever_way_they_go(store: Store, make_run: MakeRun) -> None:
+    """On SQLite rows of one shape go through the driver's executemany (``store.base``); rows it cannot
+    take fall back to SQLAlchemy. Either way JSON, nulls and timestamps read back the same."""
+    from datetime import UTC, datetime
+
+    from airlock.store.schema import effects
+
+    make_run(store, "bulk")
+    now = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+    row = {"run_id": "bulk", "record_id": "r", "write_id": "w", "target": "crm", "tool": "t", "values_hash": "v",
+           "status": "intent", "attempts": 0, "error": None, "created_at": now, "updated_at": now,
+           "before_image": {"domain": None, "note": "é"}, "compensates": None, "supersedes": None}
+    one_shape = [{**row, "idempotency_key": f"k{i}"} for i in range(3)]
+    store._insert_many(effects, one_shape)
+    # A column (attempts) left to its Python-side default: SQLAlchemy's way.
+    defaulted = [{k: v for k, v in row.items() if k != "attempts"} | {"idempotency_key": f"m{i}"} for i in range(2)]
+    store._insert_many(effects, defaulted)
+    stored = store.existing_effects(["k0", "k1", "k2", "m0", "m1"])
+    assert set(stored) == {"k0", "k1", "k2", "m0", "m1"}
+    for key in stored:
+        got = stored[key]
+        assert got["before_image"] == {"domain": None, "note": "é"} and got["error"] is None
+        assert got["attempts"] == 0 and got["status"] == "intent"
+        assert got["created_at"].replace(tzinfo=UTC) == now
