@@ -92,9 +92,10 @@ class _Ctx:
     sleep: Callable[[float], None]
 
 
-def _resolve_keys(store: Store, keys: list[str]) -> dict[str, tuple[str, dict[str, Any] | None]]:
-    """Base key -> (the key to use now, its ledger row). A compensated key is followed to its redo."""
-    existing = store.existing_effects(keys)
+def _resolve_keys(store: Store, keys: list[str],
+                  existing: dict[str, dict[str, Any]]) -> dict[str, tuple[str, dict[str, Any] | None]]:
+    """Base key -> (the key to use now, its ledger row), from ``existing`` (the ledger rows of the
+    base keys). A compensated key is followed to its redo."""
     resolved = {}
     for base in keys:
         key, row = base, existing.get(base)
@@ -124,19 +125,23 @@ def commit(
     result = CommitResult()
     written: set[str] = set()
     live = {item.record_id: item for item in items}
+    # Every write's base key of every record, and their ledger rows in one query: a write's processing
+    # never touches the keys of the writes after it, so the rows are current when each write is resolved.
+    base_keys = {write.id: {rid: idempotency_key(run_id, plan.hash, write, rid) for rid in live}
+                 for write in plan.writes}
+    rows = {} if dry_run else store.existing_effects([k for keys in base_keys.values() for k in keys.values()])
     if not dry_run and not retry_refused:
-        _skip_refused(store, plan, run_id, live)
+        _skip_refused(base_keys, rows, live)
     for index, write in enumerate(plan.writes):
         spec = registry[write.tool]
         prepared = []
         for item in live.values():
             values = write_inputs(write, item.record, item.after)
-            prepared.append((item.record_id, idempotency_key(run_id, plan.hash, write, item.record_id),
-                             values_hash(values), values))
+            prepared.append((item.record_id, base_keys[write.id][item.record_id], values_hash(values), values))
         if dry_run:
             result.outcomes.update({rid: "would_write" for rid, *_ in prepared})
             continue
-        resolved = _resolve_keys(store, [base for _, base, _, _ in prepared])
+        resolved = _resolve_keys(store, [base for _, base, _, _ in prepared], rows)
         to_send, intents = [], []
         for record_id, base, vhash, values in prepared:
             key, known = resolved[base]
@@ -203,18 +208,21 @@ def commit(
     return result
 
 
-def _skip_refused(store: Store, plan: Plan, run_id: str, live: dict[str, CommitItem]) -> None:
+def _skip_refused(base_keys: dict[str, dict[str, str]], known: dict[str, dict[str, Any]],
+                  live: dict[str, CommitItem]) -> None:
     """A record one of whose writes a system refused was dead-lettered then (and its other writes
     compensated); a commit of its chunk again leaves it to the replay."""
-    keys = {idempotency_key(run_id, plan.hash, write, rid): rid for rid in live for write in plan.writes}
-    for key, row in store.existing_effects(list(keys)).items():
-        if row["status"] == "refused":
-            live.pop(keys[key], None)
+    for keys in base_keys.values():
+        for record_id, key in keys.items():
+            row = known.get(key)
+            if row is not None and row["status"] == "refused":
+                live.pop(record_id, None)
 
 
 def _call(ctx: _Ctx, spec: ToolSpec[Any, Any], to_send: list[tuple[str, str, dict[str, Any]]],
           result: CommitResult) -> list[Any] | None:
-    payloads = [{k: v for k, v in payload.items() if k in spec.input_model.model_fields} for _, _, payload in to_send]
+    fields = set(spec.input_model.model_fields)  # looked up once: a property on the class, not a dict
+    payloads = [{k: v for k, v in payload.items() if k in fields} for _, _, payload in to_send]
     retry_log = RetryOutcome()
     # An external tool is never retried blindly (its policy has one attempt).
     try:
