@@ -46,21 +46,22 @@ def process_chunks(run_id: str, plan: Plan, chunk_count: int, dry_run: bool, act
     thresholds = gc.get_threshold()
     gc.set_threshold(*(max(now, batch) for now, batch in zip(thresholds, BATCH_GC_THRESHOLDS, strict=True)))
     run_claims = resources().run_claims
-    run_claims[run_id] = RunClaims()
+    claims = run_claims[run_id] = RunClaims()  # validate_chunk_fn finds it there by run id
     try:
-        return _process(run_id, plan, chunk_count, dry_run, actor)
+        return _process(run_id, plan, chunk_count, dry_run, actor, claims)
     finally:
         run_claims.pop(run_id, None)
         gc.set_threshold(*thresholds)
 
 
-def _process(run_id: str, plan: Plan, chunk_count: int, dry_run: bool, actor: str) -> dict[str, Any]:
+def _process(run_id: str, plan: Plan, chunk_count: int, dry_run: bool, actor: str,
+             claims: RunClaims) -> dict[str, Any]:
     stages: Stages = {}
     committed: list[PrefectFuture[Any]] = []
     wave = current_settings().chunk_wave
     for first in range(0, chunk_count, wave):
         _map_wave(run_id, plan, list(range(first, min(first + wave, chunk_count))), dry_run, actor, stages,
-                  committed)
+                  committed, claims)
     wait(committed)
     failed_chunks = 0
     for i in range(chunk_count):
@@ -73,7 +74,7 @@ def _process(run_id: str, plan: Plan, chunk_count: int, dry_run: bool, actor: st
 
 
 def _map_wave(run_id: str, plan: Plan, chunks: list[int], dry_run: bool, actor: str, stages: Stages,
-              committed: list[PrefectFuture[Any]]) -> None:
+              committed: list[PrefectFuture[Any]], claims: RunClaims) -> None:
     """Map load, every step, validate and commit over one wave of chunks. Waves are submitted one
     after another without waiting, so the task threads take a wave's validation and commit before
     the next wave's tools: validation and writing overlap the tools of later chunks. Each stage's
@@ -94,7 +95,6 @@ def _map_wave(run_id: str, plan: Plan, chunks: list[int], dry_run: bool, actor: 
     stages.setdefault(("validate", None), []).extend(validated)
     stages.setdefault(("commit", None), []).extend(wave_committed)
     committed.extend(wave_committed)
-    claims = resources().run_claims[run_id]
     for i, commit in enumerate(wave_committed):
         validated[i].add_done_callback(partial(_settle, claims, chunks[i]))
         held = [loaded[i], *(futures[i] for futures in results.values()), validated[i]]
