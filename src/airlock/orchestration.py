@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Iterator
 from typing import Any, cast
 from uuid import UUID
 
+import httpx
 from prefect.client.orchestration import get_client
 from prefect.context import FlowRunContext
 from prefect.exceptions import FlowPauseTimeout, NotPausedError
@@ -19,11 +21,11 @@ from prefect.flow_runs import apause_flow_run, aresume_flow_run, asuspend_flow_r
 from prefect.input import RunInput
 from prefect.input.run_input import keyset_from_base_key
 
-from airlock.errors import ConfigError, StateConflict
+from airlock.errors import ConfigError, InfrastructureError, StateConflict
 from airlock.review import DASHBOARD_ACTOR, ReviewWindowClosed
 
-__all__ = ["DASHBOARD_ACTOR", "ReviewInput", "current_flow_run_id", "read_secret", "resume_paused_run",
-           "wait_for_review"]
+__all__ = ["DASHBOARD_ACTOR", "ReviewInput", "api_outage_is_infrastructure", "current_flow_run_id", "read_secret",
+           "resume_paused_run", "wait_for_review"]
 
 # Prefect's own pause timeout must never be what ends a review (the run would end Failed): it is
 # set this much beyond our window, and our window ends first.
@@ -38,6 +40,28 @@ class ReviewInput(RunInput):
     reject_ids: list[str] = []
     note: str = ""
     timed_out: bool = False
+
+
+@contextlib.contextmanager
+def api_outage_is_infrastructure() -> Iterator[None]:
+    """Prefect's client failing to reach or talk to its API (refused, timed out, a 5xx) is an outage,
+    not a bug: it becomes one retryable error naming the API, not a traceback. The run's stored
+    work is kept; it can be resumed once the API is back."""
+    try:
+        yield
+    except httpx.HTTPError as error:
+        raise InfrastructureError(f"the Prefect API at {_api_url()} failed: {type(error).__name__}: {error}") from error
+    except RuntimeError as error:
+        # What Prefect raises when the API does not answer its first (version) check.
+        if not str(error).startswith("Failed to reach API"):
+            raise
+        raise InfrastructureError(f"the Prefect API at {_api_url()} is not reachable") from error
+
+
+def _api_url() -> str:
+    from prefect.settings import PREFECT_API_URL
+
+    return str(PREFECT_API_URL.value() or "(ephemeral server)")
 
 
 def current_flow_run_id() -> str | None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -9,7 +12,7 @@ import pytest
 from airlock.cli import main
 from airlock.settings import Settings
 from airlock.store import Store
-from tests.conftest import sample_accounts, write_accounts
+from tests.conftest import PROJECT, sample_accounts, write_accounts
 
 
 def _fails(argv: list[str], capsys: pytest.CaptureFixture[str], code: int, text: str) -> None:
@@ -97,3 +100,19 @@ def test_mistyped_setting(airlock_env: Path, monkeypatch: pytest.MonkeyPatch,
     _fails(["run", "playbooks/enrich_accounts.yaml"], capsys, 2, "AIRLOCK_PLANNER: Input should be 'rules'")
     monkeypatch.delenv("AIRLOCK_PLANNER")
     _no_runs()
+
+
+def test_unreachable_prefect_api(airlock_env: Path, tmp_path: Path) -> None:
+    """A Prefect API that does not answer is an outage (exit 3, one line), not a traceback; in a
+    process of its own, since Prefect reads its API address as it starts."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(PREFECT_API_URL="http://127.0.0.1:9/api", PREFECT_HOME=str(tmp_path / "prefect"))
+    source = write_accounts(tmp_path / "in.csv", sample_accounts(5))
+    done = subprocess.run([str(Path(sys.executable).parent / "airlock"), "run", "playbooks/enrich_accounts.yaml",
+                           "--input", str(source), "--review-timeout", "0"],
+                          cwd=PROJECT, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 3, done.stderr
+    assert "Traceback" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert errors == [f"error: the Prefect API at http://127.0.0.1:9/api is not reachable (retryable: try again "
+                      "when it is back)"], done.stderr

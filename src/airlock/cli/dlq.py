@@ -78,10 +78,12 @@ def replay_command(letter_ids: IdsArg = None, reason: ReasonOpt = "", run: RunOp
         console.print("nothing to replay")
         return
     flow = load_project_object(config.project_dir, "flows/replay.py:replay_dead_letters")
+    from airlock.orchestration import api_outage_is_infrastructure
 
     def replayer(letters: list[dict[str, Any]], actor: str, why: str, allow: bool) -> dict[str, Any]:
-        result: dict[str, Any] = asyncio.run(flow(letters=letters, actor=actor, reason=why,
-                                                  allow_changed_tools=allow))
+        with api_outage_is_infrastructure():
+            result: dict[str, Any] = asyncio.run(flow(letters=letters, actor=actor, reason=why,
+                                                      allow_changed_tools=allow))
         return result
 
     result = deadletter.replay(store, ids, actor=acting_as(config, store, "operator"), reason=reason, replayer=replayer,

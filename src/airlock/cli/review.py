@@ -76,24 +76,30 @@ def _decide(decision: str, item_ids: list[int], run: str | None, all_pending: bo
 
 
 def _resume(flow_run_id: str, run_input: dict[str, Any]) -> bool:
-    from airlock.orchestration import resume_paused_run
+    from airlock.orchestration import api_outage_is_infrastructure, resume_paused_run
 
-    return resume_paused_run(flow_run_id, run_input)
+    with api_outage_is_infrastructure():
+        return resume_paused_run(flow_run_id, run_input)
 
 
 def _follow_up(config: Settings, run_id: str, actor: str) -> None:
     flow = load_project_object(config.project_dir, "flows/commit_decisions.py:commit_decisions")
-    asyncio.run(flow(run_id=run_id, actor=actor))
+    from airlock.orchestration import api_outage_is_infrastructure
+
+    with api_outage_is_infrastructure():
+        asyncio.run(flow(run_id=run_id, actor=actor))
 
 
 def page_hooks(config: Settings) -> Hooks:
     """The review page's ways to make decisions count: Prefect to resume runs, the project's flows
     (loaded by path) for follow-up commits and dead-letter replays."""
     replay_flow = load_project_object(config.project_dir, "flows/replay.py:replay_dead_letters")
+    from airlock.orchestration import api_outage_is_infrastructure
 
     def replayer(letters: list[dict[str, Any]], actor: str, why: str, allow: bool) -> dict[str, Any]:
-        result: dict[str, Any] = asyncio.run(replay_flow(letters=letters, actor=actor, reason=why,
-                                                         allow_changed_tools=allow))
+        with api_outage_is_infrastructure():
+            result: dict[str, Any] = asyncio.run(replay_flow(letters=letters, actor=actor, reason=why,
+                                                             allow_changed_tools=allow))
         return result
 
     return Hooks(resume=_resume, follow_up=lambda run_id, actor: _follow_up(config, run_id, actor),

@@ -111,9 +111,12 @@ def execute_run(config: Settings, playbook: str, input_path: str | None, review_
     done = threading.Event()
     watcher = threading.Thread(target=_show_progress, args=(store, run_id, done, quiet), daemon=True)
     watcher.start()
+    from airlock.orchestration import api_outage_is_infrastructure
+
     try:
-        asyncio.run(flow(playbook=playbook, input_path=input_path, review_timeout=review_timeout, dry_run=dry_run,
-                         run_id=run_id, started_by=actor))
+        with api_outage_is_infrastructure():
+            asyncio.run(flow(playbook=playbook, input_path=input_path, review_timeout=review_timeout,
+                             dry_run=dry_run, run_id=run_id, started_by=actor))
     except KeyboardInterrupt:
         _mark_interrupted(store, run_id, actor)
         raise
