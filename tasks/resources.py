@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass, field
-from pathlib import Path
+from functools import partial
 
 from airlock.execute import ToolCache
 from airlock.llm import ModelClient
@@ -42,7 +42,7 @@ class Resources:
 
 
 _lock = threading.Lock()
-_built: dict[tuple[str, str, Path, str, str | None, str | None, tuple[str, ...]], Resources] = {}
+_built: dict[tuple[object, ...], Resources] = {}
 
 
 _settings: dict[tuple[tuple[str, str], ...], Settings] = {}
@@ -60,8 +60,8 @@ def current_settings() -> Settings:
 
 def resources() -> Resources:
     settings = current_settings()
-    key = (settings.store_url, settings.crm_database_url, settings.project_dir, settings.planner,
-           settings.llm_base_url, settings.tickets_url, tuple(settings.webhooks))
+    key = (settings.store_url, settings.crm_database_url, settings.project_dir, settings.reference_dir,
+           settings.planner, settings.llm_base_url, settings.tickets_url, tuple(settings.webhooks))
     with _lock:
         if key not in _built:
             settings.state_dir.mkdir(parents=True, exist_ok=True)
@@ -70,7 +70,7 @@ def resources() -> Resources:
             registry = build_registry(
                 settings.project_dir, settings.crm_database_url,
                 TicketClient(_tickets_url(settings), settings.http_allowed_hosts, timeout=settings.http_timeout),
-                model, settings.llm_batch_size)
+                model, settings.llm_batch_size, data_dir=settings.reference_dir)
             _built[key] = Resources(
                 settings=settings,
                 store=store,
@@ -102,7 +102,8 @@ def _tool_processes(settings: Settings, registry: ToolRegistry) -> ToolProcesses
     count = default_processes() if settings.tool_processes is None else settings.tool_processes
     if count == 0:
         return None
-    return ToolProcesses(count, registry, build_registry, (settings.project_dir, settings.crm_database_url),
+    return ToolProcesses(count, registry, partial(build_registry, data_dir=settings.reference_dir),
+                         (settings.project_dir, settings.crm_database_url),
                          min_records=settings.tool_process_min_records, warm=warm_process_gx)
 
 

@@ -76,13 +76,15 @@ def load_taxonomy(data_dir: Path) -> Taxonomy:
 
 
 def build_registry(project_dir: Path, crm_url: str, tickets: TicketClient | None = None,
-                   model: ModelClient | None = None, model_batch_size: int = 20) -> ToolRegistry:
-    """Every enrichment tool, with the reference data and taxonomy of ``project_dir/data`` (read once
-    per process and file version), the CRM at ``crm_url`` and the ticketing service ``tickets``.
+                   model: ModelClient | None = None, model_batch_size: int = 20, *,
+                   data_dir: Path | None = None) -> ToolRegistry:
+    """Every enrichment tool, with the reference data and taxonomy of ``data_dir`` (default
+    ``project_dir/data``; read once per process and file version), the CRM at ``crm_url`` and the
+    ticketing service ``tickets``.
     Nothing here connects to either: the CRM creates its schema on its first write, so a run can
     plan and execute while it is down. With a ``model``, the model-backed tools are registered too,
     last, so that they are never a structured request's first choice."""
-    data_dir = Path(project_dir) / "data"
+    data_dir = Path(data_dir) if data_dir is not None else Path(project_dir) / "data"
     taxonomy = load_taxonomy(data_dir)
     registry = ToolRegistry(
         [

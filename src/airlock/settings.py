@@ -20,6 +20,9 @@ class Settings(BaseSettings):
 
     project_dir: Path = Field(default_factory=Path.cwd, description="folder holding flows/, tools/, playbooks/")
     home: Path | None = Field(default=None, description="state folder; default PROJECT_DIR/.airlock")
+    data_dir: Path | None = Field(
+        default=None, description="reference data the tools read (reference_firmographics.csv, taxonomy.csv); "
+        "default PROJECT_DIR/data")
     database_url: str | None = Field(default=None, description="Airlock's store; default SQLite in HOME")
     crm_url: str | None = Field(default=None, description="the CRM business system; default SQLite in HOME")
     user: str | None = Field(default=None, description="who acts; default the OS user")
@@ -78,7 +81,7 @@ class Settings(BaseSettings):
             return [url.strip() for url in value.split(",") if url.strip()]
         return value
 
-    @field_validator("project_dir", "home", mode="after")
+    @field_validator("project_dir", "home", "data_dir", mode="after")
     @classmethod
     def _absolute(cls, value: Path | None) -> Path | None:
         return value.expanduser().resolve() if value is not None else None
@@ -86,6 +89,10 @@ class Settings(BaseSettings):
     @property
     def state_dir(self) -> Path:
         return self.home or (self.project_dir / ".airlock")
+
+    @property
+    def reference_dir(self) -> Path:
+        return self.data_dir or (self.project_dir / "data")
 
     @property
     def store_url(self) -> str:
