@@ -55,11 +55,20 @@ def load_generator() -> ModuleType:
     return module
 
 
-def write_dataset(records: int, path: Path, seed: int = SEED) -> None:
-    """``records`` dirty accounts against the shipped reference (same seed as data/*.csv)."""
+def write_dataset(records: int, path: Path, data_dir: Path | None = None, seed: int = SEED) -> None:
+    """``records`` dirty accounts (same seed as data/*.csv). With ``data_dir``, the companies they are
+    drawn from grow with ``records`` (data/generate.py ``scale_for``) so that accounts repeat a company
+    as often as in the 2,000-account sample, and the larger reference and the taxonomy are written
+    there for the tools to read (AIRLOCK_DATA_DIR); without it, they are drawn from the shipped
+    5,000-company reference."""
     generate = load_generator()
-    reference = generate.generate_reference(seed)
-    generate.write_csv(path, generate.ACCOUNT_COLUMNS, generate.generate_accounts(records, seed, reference))
+    scale = generate.scale_for(records) if data_dir is not None else 1.0
+    reference = generate.generate_reference(seed, round(generate.SAMPLE_REFERENCE * scale))
+    if data_dir is not None:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        generate.write_csv(data_dir / "reference_firmographics.csv", generate.REFERENCE_COLUMNS, reference)
+        generate.write_csv(data_dir / "taxonomy.csv", generate.TAXONOMY_COLUMNS, generate.taxonomy_rows())
+    generate.write_csv(path, generate.ACCOUNT_COLUMNS, generate.generate_accounts(records, seed, reference, scale))
 
 
 def effective_chunk_size(records: int, preferred: int, max_chunks: int) -> int:

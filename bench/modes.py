@@ -1,6 +1,6 @@
 """The three ways of doing the benchmark's work, each run in a process of its own by throughput.py.
 
-    python bench/modes.py generate --records N --input OUT.csv
+    python bench/modes.py generate --records N --input OUT.csv [--data-dir DIR]
     python bench/modes.py {plain,prefect,prefect-walked,airlock} --input CSV --workdir DIR --out RESULT.json
 
 ``plain`` and ``prefect`` time from reading the CSV to the last CRM write; their setup (imports,
@@ -50,7 +50,7 @@ def _setup(workdir: Path, input_path: Path) -> dict[str, Any]:
     crm_url = f"sqlite:///{workdir / 'crm.db'}"
     crm = CrmDatabase(crm_url)
     crm.create_schema()
-    registry = build_registry(PROJECT_DIR, crm_url)
+    registry = build_registry(PROJECT_DIR, crm_url, data_dir=settings.reference_dir)
     plan = plan_for(registry, read_header(input_path))
     return {"settings": settings, "crm": crm, "registry": registry, "plan": plan}
 
@@ -219,11 +219,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("mode", choices=["generate", "plain", "prefect", "prefect-walked", "airlock"])
     parser.add_argument("--input", type=Path, required=True, help="the CSV (written by 'generate')")
     parser.add_argument("--records", type=int, default=0, help="generate: how many accounts")
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="generate: draw from companies scaled to --records and write their reference here")
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=None, help="where to write the result as JSON")
     args = parser.parse_args(argv)
     if args.mode == "generate":
-        write_dataset(args.records, args.input)
+        write_dataset(args.records, args.input, args.data_dir)
         return 0
     workdir = args.workdir or Path.cwd()
     workdir.mkdir(parents=True, exist_ok=True)

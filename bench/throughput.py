@@ -4,7 +4,8 @@ and Airlock end to end against a started Prefect server; with the peak memory of
     .venv/bin/python bench/throughput.py [--records 10000 100000] [--chunk-size N] [--json OUT]
 
 Each mode runs in a process of its own over the same generated CSV (data/generate.py, the sample's
-seed and mix of dirt). See bench/README.md for what each mode measures.
+seed and mix of dirt, drawn from companies scaled to the size unless --companies sample). See
+bench/README.md for what each mode measures.
 """
 
 from __future__ import annotations
@@ -91,6 +92,9 @@ class Bench:
         env["AIRLOCK_USER"] = "bench"
         if self.args.chunk_size:
             env["AIRLOCK_CHUNK_SIZE"] = str(self.args.chunk_size)
+        env.pop("AIRLOCK_DATA_DIR", None)
+        if self.args.companies == "scaled":
+            env["AIRLOCK_DATA_DIR"] = str(self.data_dir(records))
         if mode == "airlock":
             env["AIRLOCK_HOME"] = str(self.root / f"airlock-{records}")
         if mode in PREFECT_MODES:
@@ -113,11 +117,16 @@ class Bench:
         self.child = process
         return process, log
 
+    def data_dir(self, records: int) -> Path:
+        """The reference data every mode's tools read at this size (--companies scaled)."""
+        return self.root / f"data-{records}"
+
     # -- steps -------------------------------------------------------------------------------
     def generate(self, records: int) -> Path:
         path = self.root / f"accounts-{records}.csv"
         started = time.perf_counter()
-        process, log = self.spawn(["generate", "--records", str(records), "--input", str(path)],
+        scaled = ["--data-dir", str(self.data_dir(records))] if self.args.companies == "scaled" else []
+        process, log = self.spawn(["generate", "--records", str(records), "--input", str(path), *scaled],
                                   self.child_env("plain", records), f"generate-{records}")
         if process.wait(timeout=CHILD_TIMEOUT) != 0:
             raise RuntimeError(f"generating {records} records failed:\n{_tail(log)}")
@@ -211,7 +220,7 @@ class Bench:
                 and top["conserved"],
             })
         return {"machine": machine_info(), "versions": versions(self.project_dir), "seed": SEED,
-                "project_dir": str(self.project_dir),
+                "project_dir": str(self.project_dir), "companies": self.args.companies,
                 "sample_interval_seconds": self.args.sample_interval, "server": self.server_info,
                 "results": self.results, "ratios": verdicts, "pass_mark": pass_mark,
                 "same_plan_everywhere": len(plans) <= 1, "plan_hashes": sorted(plans)}
@@ -234,6 +243,9 @@ def render(summary: dict[str, Any]) -> str:
         f"machine: {m['cpu_model']}, {m['logical_cores']} logical / {m['physical_cores']} physical cores, "
         f"{m['memory_gib']} GiB RAM, Python {m['python']}",
         "versions: " + ", ".join(f"{k} {val}" for k, val in v.items()),
+        "companies: " + ("scaled with the record count (5,000 reference companies per 2,000 accounts), so accounts "
+                         "repeat a company as often as in the sample" if summary.get("companies") == "scaled" else
+                         "the shipped 5,000-company reference at every size, so repeats grow with size"),
     ]
     if summary["server"]:
         s = summary["server"]
@@ -285,6 +297,10 @@ def render(summary: dict[str, Any]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--records", type=int, nargs="+", default=[10_000, 100_000], help="dataset sizes")
+    parser.add_argument("--companies", choices=["scaled", "sample"], default="scaled",
+                        help="scaled: the reference and the unknown companies grow with --records, so accounts "
+                        "repeat a company as often as in the 2,000-account sample (default); sample: every size "
+                        "draws from the shipped 5,000-company reference, so repeats grow with size")
     parser.add_argument("--chunk-size", type=int, default=None,
                         help="preferred records per chunk for every mode (AIRLOCK_CHUNK_SIZE; default Airlock's)")
     parser.add_argument("--modes", nargs="+", choices=MODES, default=list(DEFAULT_MODES),
