@@ -117,3 +117,35 @@ def test_large_volumes(generator: ModuleType, reference: list[dict[str, str | in
     # How fast is the benchmark's business (bench/throughput.py reports it); here, that it scales.
     accounts = generator.generate_accounts(100_000, 7, reference)
     assert len(accounts) == 100_000 and len({a["id"] for a in accounts}) == 100_000
+
+
+def _repeat_share(accounts: list[dict[str, str]], truth: dict[str, dict[str, str]]) -> float:
+    """The share of accounts whose company (its true domain) an earlier account already named."""
+    seen: set[str] = set()
+    repeats = 0
+    for account in accounts:
+        domain = truth[account["id"]]["domain"]
+        repeats += domain in seen
+        seen.add(domain)
+    return repeats / len(accounts)
+
+
+def test_scaled_companies_keep_the_samples_share_of_repeats(generator: ModuleType,
+                                                            sample: tuple[list[dict[str, str]], dict]) -> None:
+    sample_share = _repeat_share(*sample)
+    records = 20_000
+    scale = generator.scale_for(records)
+    assert scale == 10
+    reference = generator.generate_reference(7, round(generator.SAMPLE_REFERENCE * scale))
+    assert len({r["domain"] for r in reference}) == len(reference) == 50_000
+    assert reference[:5000] == generator.generate_reference(7)  # the sample's reference, grown
+    scaled = _repeat_share(*generator.generate_accounts_with_truth(records, 7, reference, scale))
+    unscaled = _repeat_share(*generator.generate_accounts_with_truth(records, 7, generator.generate_reference(7)))
+    assert abs(scaled - sample_share) < 0.03, (scaled, sample_share)
+    assert unscaled > 3 * sample_share  # what scaling is for: 5,000 companies cannot fill 20,000 accounts
+
+
+def test_scale_option(generator: ModuleType, tmp_path: Path) -> None:
+    generator.main(["--records", "4000", "--scale", "auto", "--out-dir", str(tmp_path)])
+    assert len(read_csv(tmp_path / "reference_firmographics.csv")) == 10_000
+    assert len(read_csv(tmp_path / "accounts.csv")) == 4000

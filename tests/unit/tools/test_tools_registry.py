@@ -7,6 +7,8 @@ import shutil
 import time
 from pathlib import Path
 
+import pytest
+
 from airlock.registry import SideEffect
 from tools import build_registry, close_crm_connections, load_firmographics, load_taxonomy
 
@@ -65,3 +67,35 @@ def test_registries_share_one_crm_per_url(tmp_path: Path, project_dir: Path) -> 
     close_crm_connections()
     third = build_registry(project_dir, url)["crm_update_accounts"]
     assert [cell.cell_contents for cell in third.fn.__closure__ or ()] != shared
+
+
+def _own_reference(folder: Path, data_dir: Path) -> Path:
+    """A reference-data folder of its own: the shipped taxonomy and one company."""
+    folder.mkdir()
+    shutil.copy(data_dir / "taxonomy.csv", folder / "taxonomy.csv")
+    (folder / "reference_firmographics.csv").write_text(
+        "name,domain,country_code,industry,employees\nZzyzx Widgets GmbH,zzyzx-widgets.de,DE,Retail,42\n",
+        encoding="utf-8")
+    return folder
+
+
+def test_reference_data_from_another_folder(tmp_path: Path, project_dir: Path, data_dir: Path) -> None:
+    own = _own_reference(tmp_path / "reference", data_dir)
+    lookup = {"name": "Zzyzx Widgets", "domain": "zzyzx-widgets.de", "country_code": "DE"}
+    shipped = build_registry(project_dir, "sqlite:///:memory:")["lookup_firmographics"]
+    assert shipped.call(lookup).matched_name is None
+    mine = build_registry(project_dir, "sqlite:///:memory:", data_dir=own)["lookup_firmographics"]
+    assert mine.call(lookup).matched_name == "Zzyzx Widgets GmbH"
+
+
+def test_airlock_data_dir_reaches_the_runs_registry(airlock_env: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    tmp_path: Path, data_dir: Path) -> None:
+    from airlock.settings import Settings
+    from tasks.resources import resources
+
+    assert Settings().reference_dir == Settings().project_dir / "data"
+    own = _own_reference(tmp_path / "reference", data_dir)
+    monkeypatch.setenv("AIRLOCK_DATA_DIR", str(own))
+    assert Settings().reference_dir == own
+    lookup = resources().registry["lookup_firmographics"]
+    assert lookup.call({"domain": "zzyzx-widgets.de"}).matched_name == "Zzyzx Widgets GmbH"
