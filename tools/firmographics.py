@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import csv
 import re
+import sys
 import unicodedata
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 from rapidfuzz import fuzz, process
@@ -36,10 +37,12 @@ MIN_SCORE = 60.0
 COUNTRY_PENALTY = 5.0  # same name, other country: often a sister company, so only a nudge
 DOMAIN_PENALTY = 10.0  # the account has its own domain and it is not the candidate's
 BLOCK_PREFIX = 3
+_NOT_ALNUM = re.compile(r"[^a-z0-9]+")
 
 
-@dataclass(frozen=True)
-class ReferenceCompany:
+class ReferenceCompany(NamedTuple):
+    """A tuple, not a dataclass: a reference of 250,000 companies is held by every run's process."""
+
     name: str
     domain: str
     country_code: str
@@ -57,9 +60,9 @@ class FirmographicsMatch:
 def normalize_name(name: str) -> str:
     """Lower case, accents and punctuation gone, ``&`` as ``and``, legal forms and a leading "the" dropped:
     ``The Nordwind Logistics GmbH & Co. KG`` becomes ``nordwind logistics``."""
-    text = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower()
+    text = (name if name.isascii() else unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()).lower()
     text = text.replace("&", " and ").replace(".", "")  # "S.p.A." -> "spa", "K.K." -> "kk"
-    tokens = re.sub(r"[^a-z0-9]+", " ", text).split()
+    tokens = _NOT_ALNUM.sub(" ", text).split()
     if len(tokens) > 1 and tokens[0] == "the":
         tokens = tokens[1:]
     while len(tokens) > 1 and (tokens[-1] in LEGAL_FORMS or tokens[-1] == "and"):
@@ -92,7 +95,10 @@ class FirmographicsIndex:
     def __init__(self, companies: Iterable[ReferenceCompany]) -> None:
         self.companies: tuple[ReferenceCompany, ...] = tuple(companies)
         self._by_domain: dict[str, int] = {}
-        by_name: defaultdict[str, list[int]] = defaultdict(list)
+        # A name's first company; the few names several companies share list them all (one list per
+        # name would be 250,000 lists).
+        self._by_name: dict[str, int] = {}
+        self._shared_names: dict[str, list[int]] = {}
         blocks: defaultdict[str, list[int]] = defaultdict(list)
         self._normalized: list[str] = []
         for i, company in enumerate(self.companies):
@@ -101,10 +107,12 @@ class FirmographicsIndex:
             normalized = normalize_name(company.name)
             self._normalized.append(normalized)
             if normalized:
-                by_name[normalized].append(i)
+                first = self._by_name.setdefault(normalized, i)
+                if first != i:
+                    shared = self._shared_names.setdefault(normalized, [first])
+                    shared.append(i)
                 for key in block_keys(normalized):
                     blocks[key].append(i)
-        self._by_name = dict(by_name)
         # rapidfuzz wants the names side by side; keep them aligned with the company indices.
         self._blocks: dict[str, tuple[list[int], list[str]]] = {
             key: (members, [self._normalized[i] for i in members]) for key, members in blocks.items()
@@ -113,24 +121,30 @@ class FirmographicsIndex:
     @classmethod
     def from_csv(cls, path: Path | str) -> FirmographicsIndex:
         path = Path(path)
+        # csv.reader by column position, not DictReader: reading 250,000 rows costs half as much.
+        # Countries and industries repeat; one string each keeps the reference small.
+        intern = sys.intern
         try:
             with path.open(newline="", encoding="utf-8") as handle:
-                reader = csv.DictReader(handle)
-                missing = [c for c in REFERENCE_COLUMNS if c not in (reader.fieldnames or [])]
+                reader = csv.reader(handle)
+                header = next(reader, [])
+                missing = [c for c in REFERENCE_COLUMNS if c not in header]
                 if missing:
                     raise InputDataError(f"{path}: reference firmographics lack the column(s) {', '.join(missing)}")
+                name, domain, country, industry, employees = (header.index(c) for c in REFERENCE_COLUMNS)
                 companies = [
                     ReferenceCompany(
-                        name=r["name"].strip(), domain=r["domain"].strip().lower(),
-                        country_code=r["country_code"].strip().upper(), industry=r["industry"].strip(),
-                        employees=int(r["employees"]) if r["employees"].strip() else None,
+                        row[name].strip(), row[domain].strip().lower(), intern(row[country].strip().upper()),
+                        intern(row[industry].strip()), int(row[employees]) if row[employees].strip() else None,
                     )
-                    for r in reader
+                    for row in reader if row
                 ]
         except OSError as error:
             raise InputDataError(f"cannot read reference firmographics {path}: {error}") from error
         except ValueError as error:
             raise InputDataError(f"{path}: an employee count is not a whole number: {error}") from error
+        except IndexError:
+            raise InputDataError(f"{path}: a row has fewer columns than the header") from None
         return cls(companies)
 
     def __len__(self) -> int:
@@ -156,7 +170,8 @@ class FirmographicsIndex:
             return FirmographicsMatch(None, 0.0, ("no_firmographics_match", "name_missing"))
         country = (country_code or "").strip().upper()
         own_domain = (domain or "").strip().lower()
-        exact = self._by_name.get(normalized)
+        first = self._by_name.get(normalized)
+        exact = self._shared_names.get(normalized) or ([] if first is None else [first])
         if exact:
             best = max(exact, key=lambda i: self.companies[i].country_code == country)
             return self._judge(best, 100.0, ("matched_by_name",), country, own_domain)
@@ -203,8 +218,10 @@ class FirmographicsOutput(BaseModel):
     flags: list[str] = []
 
 
-def make_lookup_firmographics(index: FirmographicsIndex) -> ToolSpec[Any, Any]:
-    """The lookup tool bound to one reference index."""
+def make_lookup_firmographics(index: FirmographicsIndex | Callable[[], FirmographicsIndex]) -> ToolSpec[Any, Any]:
+    """The lookup tool bound to one reference index, or to a function that loads it on the first
+    lookup (a process that may never look anything up need not hold the reference)."""
+    load = index if callable(index) else (lambda: index)
 
     @tool(effect=SideEffect.READ, version="1")
     def lookup_firmographics(data: FirmographicsInput) -> FirmographicsOutput:
@@ -212,7 +229,7 @@ def make_lookup_firmographics(index: FirmographicsIndex) -> ToolSpec[Any, Any]:
         the company name without legal form) and return the reference's name, industry and employee
         count. Confidence 1.0 for a domain match, else the name similarity (0.6-1.0); no match below 0.6
         (flag no_firmographics_match)."""
-        match = index.lookup(data.name, data.domain, data.country_code)
+        match = load().lookup(data.name, data.domain, data.country_code)
         if match.company is None:
             return FirmographicsOutput(confidence=0.0, flags=list(match.flags))
         return FirmographicsOutput(

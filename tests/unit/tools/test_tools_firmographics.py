@@ -108,6 +108,12 @@ def test_from_csv_rejects_wrong_columns(tmp_path: Path) -> None:
         FirmographicsIndex.from_csv(bad)
     with pytest.raises(InputDataError):
         FirmographicsIndex.from_csv(tmp_path / "missing.csv")
+    bad.write_text("name,domain,country_code,industry,employees\nA,a.de,DE,Retail,5\nB,b.de\n", encoding="utf-8")
+    with pytest.raises(InputDataError, match="fewer columns"):
+        FirmographicsIndex.from_csv(bad)
+    bad.write_text("employees,industry,country_code,domain,name\n5,Retail, de ,A.DE,A GmbH\n\n", encoding="utf-8")
+    [company] = FirmographicsIndex.from_csv(bad).companies  # columns by name, in any order
+    assert company == ("A GmbH", "a.de", "DE", "Retail", 5)
 
 
 def test_blocks_are_small(index: FirmographicsIndex) -> None:
