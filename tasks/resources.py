@@ -98,11 +98,13 @@ def prepare_validation(chunk_size: int) -> None:
 def _tool_processes(settings: Settings, registry: ToolRegistry) -> ToolProcesses | None:
     """Pure tools and validation in worker processes when the machine has cores to spare. A worker
     builds the same registry from the same project folder; it needs neither the CRM nor the
-    ticketing service. It imports GX as it starts: it will validate the chunks it runs tools for."""
+    ticketing service, nor (it runs no lookups) the reference firmographics until one asks. It
+    imports GX as it starts: it will validate the chunks it runs tools for."""
     count = default_processes() if settings.tool_processes is None else settings.tool_processes
     if count == 0:
         return None
-    return ToolProcesses(count, registry, partial(build_registry, data_dir=settings.reference_dir),
+    return ToolProcesses(count, registry, partial(build_registry, data_dir=settings.reference_dir,
+                                                  reference_on_first_lookup=True),
                          (settings.project_dir, settings.crm_database_url),
                          min_records=settings.tool_process_min_records, warm=warm_process_gx)
 

@@ -8,7 +8,7 @@ field and keeps later producers of the same field as fallbacks (``classify_indus
 from __future__ import annotations
 
 import threading
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 
 from airlock.llm import ModelClient
@@ -77,13 +77,15 @@ def load_taxonomy(data_dir: Path) -> Taxonomy:
 
 def build_registry(project_dir: Path, crm_url: str, tickets: TicketClient | None = None,
                    model: ModelClient | None = None, model_batch_size: int = 20, *,
-                   data_dir: Path | None = None) -> ToolRegistry:
+                   data_dir: Path | None = None, reference_on_first_lookup: bool = False) -> ToolRegistry:
     """Every enrichment tool, with the reference data and taxonomy of ``data_dir`` (default
     ``project_dir/data``; read once per process and file version), the CRM at ``crm_url`` and the
     ticketing service ``tickets``.
     Nothing here connects to either: the CRM creates its schema on its first write, so a run can
     plan and execute while it is down. With a ``model``, the model-backed tools are registered too,
-    last, so that they are never a structured request's first choice."""
+    last, so that they are never a structured request's first choice. ``reference_on_first_lookup``
+    defers reading the reference firmographics to the first lookup: for tool worker processes, which
+    run only pure tools and would otherwise each hold the whole reference."""
     data_dir = Path(data_dir) if data_dir is not None else Path(project_dir) / "data"
     taxonomy = load_taxonomy(data_dir)
     registry = ToolRegistry(
@@ -92,7 +94,8 @@ def build_registry(project_dir: Path, crm_url: str, tickets: TicketClient | None
             check_email,
             normalize_country,
             normalize_phone,
-            make_lookup_firmographics(load_firmographics(data_dir)),
+            make_lookup_firmographics(partial(load_firmographics, data_dir) if reference_on_first_lookup
+                                      else load_firmographics(data_dir)),
             make_classify_industry(taxonomy),
             make_guess_industry_from_name(taxonomy),
             band_employees,

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from airlock.errors import InputDataError
 from airlock.registry import SideEffect
 from tools import build_registry, close_crm_connections, load_firmographics, load_taxonomy
 
@@ -99,3 +100,15 @@ def test_airlock_data_dir_reaches_the_runs_registry(airlock_env: Path, monkeypat
     assert Settings().reference_dir == own
     lookup = resources().registry["lookup_firmographics"]
     assert lookup.call({"domain": "zzyzx-widgets.de"}).matched_name == "Zzyzx Widgets GmbH"
+
+
+def test_reference_on_first_lookup(tmp_path: Path, project_dir: Path, data_dir: Path) -> None:
+    """A worker's registry reads the reference only if a lookup comes (none does: lookups are not pure)."""
+    own = _own_reference(tmp_path / "reference", data_dir)
+    (own / "reference_firmographics.csv").write_text("name,domain\nX,x.de\n", encoding="utf-8")
+    with pytest.raises(InputDataError, match="lack the column"):
+        build_registry(project_dir, "sqlite:///:memory:", data_dir=own)
+    lookup = build_registry(project_dir, "sqlite:///:memory:", data_dir=own,
+                            reference_on_first_lookup=True)["lookup_firmographics"]
+    with pytest.raises(InputDataError, match="lack the column"):
+        lookup.call({"domain": "x.de"})
