@@ -190,11 +190,17 @@ def _airlock_facts(settings: Any, report: dict[str, Any]) -> dict[str, Any]:
     stored = run["report"] or {}
     plan = store.get_plan(run["plan_hash"])
     tool_seconds: dict[str, float] = {}
+    # One stored step outcome at a time: all of them at once (every chunk's outputs) would add a
+    # hundred MiB or more to the peak of the process tree after the timed run.
     with store.tx() as connection:
-        rows = connection.execute(sa.select(step_outcomes.c.step_id, step_outcomes.c.payload)
+        rows = connection.execute(sa.select(step_outcomes.c.step_id, step_outcomes.c.chunk_no)
                                   .where(step_outcomes.c.run_id == run["id"])).all()
-    for step_id, payload in rows:
-        if not step_id.startswith("@"):
+        for step_id, chunk_no in rows:
+            if step_id.startswith("@"):
+                continue
+            payload = connection.execute(sa.select(step_outcomes.c.payload).where(
+                step_outcomes.c.run_id == run["id"], step_outcomes.c.step_id == step_id,
+                step_outcomes.c.chunk_no == chunk_no)).scalar_one()
             tool_seconds[step_id] = tool_seconds.get(step_id, 0.0) + float(orjson.loads(payload)["seconds"])
     inner = (run["finished_at"] - run["started_at"]).total_seconds() if run["finished_at"] else None
     preferred = plan.get("policy", {}).get("chunk_size") or settings.chunk_size
