@@ -31,12 +31,17 @@ class CommitSummary:
 
 
 def commit_records(run_id: str, plan: Plan, passed: Sequence[tuple[str, dict[str, Any]]], *, dry_run: bool,
-                   actor: str, retry_refused: bool = False) -> CommitSummary:
+                   actor: str, retry_refused: bool = False,
+                   chunk_records: Sequence[dict[str, Any]] | None = None) -> CommitSummary:
     """Write these (record id, values) pairs and record the outcomes; shared by the chunk commit,
-    the commit of approved review items and dead-letter replays."""
+    the commit of approved review items and dead-letter replays. The input records come from
+    ``chunk_records`` when the caller holds them (a chunk's commit), else from the run's snapshot."""
     res = resources()
     store = res.store
-    records = {str(r[plan.dataset.key]): r for r in store.records_by_id(run_id, [rid for rid, _ in passed])}
+    key = plan.dataset.key
+    held = {str(r[key]): r for r in chunk_records or ()}
+    missing = [rid for rid, _ in passed if rid not in held]
+    records = {**held, **{str(r[key]): r for r in (store.records_by_id(run_id, missing) if missing else ())}}
     items = [CommitItem(rid, records[rid], after) for rid, after in passed]
     result = commit(store, plan, res.registry, run_id, items, dry_run=dry_run, retry_refused=retry_refused,
                     actor=actor)
@@ -67,13 +72,13 @@ def commit_records(run_id: str, plan: Plan, passed: Sequence[tuple[str, dict[str
 
 
 def commit_chunk_fn(run_id: str, plan: Plan, verdicts: ChunkVerdicts, dry_run: bool, actor: str,
-                    retry_refused: bool = False) -> CommitSummary:
+                    retry_refused: bool = False, records: list[dict[str, Any]] | None = None) -> CommitSummary:
     res = resources()
     store = res.store
     if store.get_step_outcome(run_id, MARKER, verdicts.chunk_no) is not None:
         return CommitSummary()
     summary = commit_records(run_id, plan, verdicts.passed, dry_run=dry_run, actor=actor,
-                             retry_refused=retry_refused)
+                             retry_refused=retry_refused, chunk_records=records)
     store.save_step_outcome(run_id, MARKER, verdicts.chunk_no, summary.to_bytes())
     store.renew_lease(run_id, res.settings.lease_seconds)
     return summary
