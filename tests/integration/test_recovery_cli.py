@@ -46,3 +46,22 @@ def test_every_command_reaps_first(airlock_env: Path, capsys: pytest.CaptureFixt
     _run("44444444-dddd-4000-8000-000000000004", -1)
     assert main(["dlq", "list", "--json"]) == 0
     assert store().get_run("44444444")["status"] == "crashed"
+
+
+def test_a_run_this_process_stops_driving_is_released_for_resume(airlock_env: Path) -> None:
+    """Ctrl-C, or a Prefect API gone mid-run: the run is marked interrupted (its lease dropped) so
+    that `runs resume` can take it at once; a run that already ended, or was never pinned, is left be."""
+    from airlock.cli.run import _mark_interrupted
+
+    s = store()
+    _run("44444444-dddd-4000-8000-000000000004", 600)
+    _mark_interrupted(s, "44444444-dddd-4000-8000-000000000004", "tester")
+    run = s.get_run("44444444-dddd-4000-8000-000000000004")
+    assert run["status"] == "interrupted" and run["lease_expires_at"] is None
+    assert [e["kind"] for e in s.audit_trail("44444444-dddd-4000-8000-000000000004")] == ["run.interrupted"]
+    _run("55555555-eeee-4000-8000-000000000005", 600)
+    s.update_run("55555555-eeee-4000-8000-000000000005", status="completed")
+    _mark_interrupted(s, "55555555-eeee-4000-8000-000000000005", "tester")
+    assert s.get_run("55555555-eeee-4000-8000-000000000005")["status"] == "completed"
+    _mark_interrupted(s, "66666666-ffff-4000-8000-000000000006", "tester")  # never pinned: nothing to mark
+    assert s.audit_trail("66666666-ffff-4000-8000-000000000006") == []

@@ -13,12 +13,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from airlock.cli.common import acting_as, console, open_store, print_json, settings
-from airlock.errors import AirlockError, UserError
+from airlock.errors import AirlockError, InfrastructureError, UserError
 from airlock.playbook import Playbook, dump_playbook, load_playbook
 from airlock.project import load_project_object
 from airlock.report import build_report
 from airlock.settings import Settings
 from airlock.store import Store
+from airlock.store.runs import ACTIVE_STATUSES
 
 DEMO_PLAYBOOK = "playbooks/enrich_accounts.yaml"
 
@@ -117,7 +118,8 @@ def execute_run(config: Settings, playbook: str, input_path: str | None, review_
         with api_outage_is_infrastructure():
             asyncio.run(flow(playbook=playbook, input_path=input_path, review_timeout=review_timeout,
                              dry_run=dry_run, run_id=run_id, started_by=actor))
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, InfrastructureError):
+        # This process stops driving the run: release it so that it can be resumed at once.
         _mark_interrupted(store, run_id, actor)
         raise
     finally:
@@ -129,6 +131,8 @@ def execute_run(config: Settings, playbook: str, input_path: str | None, review_
 def _mark_interrupted(store: Store, run_id: str, actor: str) -> None:
     """Stored work is kept; the run is no longer alive, so it can be resumed or run again."""
     try:
+        if store.get_run(run_id)["status"] not in ACTIVE_STATUSES:
+            return  # it ended (or failed) on its own before the interruption
         store.update_run(run_id, status="interrupted", lease_expires_at=None)
         store.audit("run.interrupted", actor=actor, run_id=run_id)
     except AirlockError:  # nothing was pinned yet, or the store is gone: nothing to mark
