@@ -186,10 +186,30 @@ def test_read_tools_are_not_cached(sleeps: list[float]) -> None:
 
 def test_the_cache_is_bounded() -> None:
     cache = ToolCache(max_entries=2)
-    cache.put(("a",), {"v": 1})
-    cache.put(("b",), {"v": 2})
-    cache.put(("c",), {"v": 3})
-    assert cache.get(("c",)) == {"v": 3} and cache.get(("a",)) is None
+    cache.put("tool", "a", {"v": 1})
+    cache.put("tool", "b", {"v": 2})
+    cache.put("tool", "c", {"v": 3})
+    assert cache.get("tool", "c") == {"v": 3} and cache.get("tool", "a") is None
+
+
+def test_a_tool_whose_inputs_seldom_repeat_stops_being_cached(sleeps: list[float]) -> None:
+    calls: list[str] = []
+    registry = ToolRegistry([upper_tool(SideEffect.NONE, calls)])
+    plan = one_step_plan()
+    cache = ToolCache(probe=20, min_hit_rate=0.25)
+    # 19 distinct names out of 20: one hit, 5% of the lookups, under the 25% asked for.
+    unique = [{"id": str(i), "name": f"n{max(i, 1)}"} for i in range(20)]
+    first = run_step(plan, plan.steps[0], registry, unique, {}, cache=cache, sleep=sleeps.append)
+    assert (first.calls, first.cache_hits) == (19, 1)
+    assert not cache.caches(registry["upper"].spec_hash) and len(cache) == 0  # its entries are dropped
+    again = run_step(plan, plan.steps[0], registry, unique, {}, cache=cache, sleep=sleeps.append)
+    assert (again.calls, again.cache_hits) == (20, 0)  # called every time now, same outputs
+    assert again.outputs == first.outputs
+    # Another tool, whose inputs repeat, is still cached by the same cache.
+    repeated = ToolCache(probe=20, min_hit_rate=0.25)
+    same = [{"id": str(i), "name": "same" if i % 2 else "other"} for i in range(40)]
+    result = run_step(plan, plan.steps[0], registry, same, {}, cache=repeated, sleep=sleeps.append)
+    assert (result.calls, result.cache_hits) == (2, 38) and repeated.caches(registry["upper"].spec_hash)
 
 
 def test_records_failed_in_an_earlier_step_are_skipped(sleeps: list[float]) -> None:
