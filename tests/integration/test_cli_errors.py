@@ -114,5 +114,5 @@ def test_unreachable_prefect_api(airlock_env: Path, tmp_path: Path) -> None:
     assert done.returncode == 3, done.stderr
     assert "Traceback" not in done.stderr
     errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
-    assert errors == [f"error: the Prefect API at http://127.0.0.1:9/api is not reachable (retryable: try again "
+    assert errors == ["error: the Prefect API at http://127.0.0.1:9/api is not reachable (retryable: try again "
                       "when it is back)"], done.stderr
