@@ -16,7 +16,7 @@ from uuid import UUID
 import httpx
 from prefect.client.orchestration import get_client
 from prefect.context import FlowRunContext
-from prefect.exceptions import FlowPauseTimeout, NotPausedError
+from prefect.exceptions import FlowPauseTimeout, NotPausedError, PrefectHTTPStatusError
 from prefect.flow_runs import apause_flow_run, aresume_flow_run, asuspend_flow_run, resume_flow_run
 from prefect.input import RunInput
 from prefect.input.run_input import keyset_from_base_key
@@ -49,7 +49,8 @@ def api_outage_is_infrastructure() -> Iterator[None]:
     work is kept; it can be resumed once the API is back."""
     try:
         yield
-    except httpx.HTTPError as error:
+    except (httpx.TransportError, PrefectHTTPStatusError) as error:
+        # Only what Prefect's client raises: our own HTTP tools turn their errors into tool errors.
         raise InfrastructureError(f"the Prefect API at {_api_url()} failed: {type(error).__name__}: {error}") from error
     except RuntimeError as error:
         # What Prefect raises when the API does not answer its first (version) check.
