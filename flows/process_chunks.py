@@ -93,7 +93,7 @@ def _map_wave(run_id: str, plan: Plan, chunks: list[int], dry_run: bool, actor: 
     # The chunk's records go to its commit too: it needs their ids and current values, and reading
     # them from the snapshot again would cost the run's process time it has least of.
     wave_committed = list(commit_chunk.map(unmapped(run_id), unmapped(plan), [opaque(f) for f in validated],
-                                           unmapped(dry_run), unmapped(actor), unmapped(False), records))
+                                           unmapped(dry_run), unmapped(actor), records=records))
     stages.setdefault(("validate", None), []).extend(validated)
     stages.setdefault(("commit", None), []).extend(wave_committed)
     committed.extend(wave_committed)
