@@ -1,7 +1,8 @@
 """Records per second for the same enrichment done three ways: a plain loop (the limit), raw Prefect,
 and Airlock end to end against a started Prefect server; with the peak memory of the process tree.
 
-    .venv/bin/python bench/throughput.py [--records 10000 100000] [--chunk-size N] [--json OUT]
+    .venv/bin/python bench/throughput.py [--records 10000 100000] [--companies scaled|sample]
+                                         [--chunk-size N] [--json OUT]
 
 Each mode runs in a process of its own over the same generated CSV (data/generate.py, the sample's
 seed and mix of dirt, drawn from companies scaled to the size unless --companies sample). See
