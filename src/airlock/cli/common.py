@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from pydantic import ValidationError
 from rich.console import Console
 
+from airlock.deadletter import Replayer
 from airlock.errors import ConfigError
 from airlock.notify import notifier_for
+from airlock.project import load_project_object
 from airlock.recovery import reap
 from airlock.settings import Settings
 from airlock.store import Store
@@ -60,3 +64,23 @@ def acting_as(config: Settings, store: Store, role: str) -> str:
     from airlock.review.auth import cli_identity
 
     return cli_identity(store, config, role).name
+
+
+def run_flow(flow: Callable[..., Coroutine[Any, Any, Any]], **parameters: Any) -> Any:
+    """One of the project's async flows, run from a command. Prefect's API not answering is an outage
+    (one line, exit 3), not a traceback."""
+    from airlock.orchestration import api_outage_is_infrastructure  # imports Prefect: only when a flow runs
+
+    with api_outage_is_infrastructure():
+        return asyncio.run(flow(**parameters))
+
+
+def dead_letter_replayer(config: Settings) -> Replayer:
+    """The project's replay flow as ``airlock.deadletter.replay`` calls it (the CLI and the review page)."""
+    flow = load_project_object(config.project_dir, "flows/replay.py:replay_dead_letters")
+
+    def replayer(letters: list[dict[str, Any]], actor: str, why: str, allow: bool) -> dict[str, Any]:
+        result: dict[str, Any] = run_flow(flow, letters=letters, actor=actor, reason=why, allow_changed_tools=allow)
+        return result
+
+    return replayer

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
 from airlock import deadletter
-from airlock.cli.common import acting_as, console, open_store, print_json, settings
+from airlock.cli.common import acting_as, console, dead_letter_replayer, open_store, print_json, settings
 from airlock.errors import UserError
-from airlock.project import load_project_object
 
 app = typer.Typer(no_args_is_help=True, help="Dead letters: what failed after retries and fallbacks.")
 
@@ -77,17 +75,8 @@ def replay_command(letter_ids: IdsArg = None, reason: ReasonOpt = "", run: RunOp
     if not ids:
         console.print("nothing to replay")
         return
-    flow = load_project_object(config.project_dir, "flows/replay.py:replay_dead_letters")
-    from airlock.orchestration import api_outage_is_infrastructure
-
-    def replayer(letters: list[dict[str, Any]], actor: str, why: str, allow: bool) -> dict[str, Any]:
-        with api_outage_is_infrastructure():
-            result: dict[str, Any] = asyncio.run(flow(letters=letters, actor=actor, reason=why,
-                                                      allow_changed_tools=allow))
-        return result
-
-    result = deadletter.replay(store, ids, actor=acting_as(config, store, "operator"), reason=reason, replayer=replayer,
-                               allow_changed_tools=allow_changed_tools)
+    result = deadletter.replay(store, ids, actor=acting_as(config, store, "operator"), reason=reason,
+                               replayer=dead_letter_replayer(config), allow_changed_tools=allow_changed_tools)
     for letter_id, outcome in result.items():
         written = ", ".join(f"{n} {name}" for name, n in outcome["written"].items()) or "nothing written"
         console.print(f"dead letter {letter_id}: {outcome['records']} record(s) replayed: {written}; "

@@ -4,14 +4,13 @@ The actor is the user of AIRLOCK_TOKEN once users exist, before that AIRLOCK_USE
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
 from airlock import review
-from airlock.cli.common import acting_as, console, open_store, print_json, settings
+from airlock.cli.common import acting_as, console, dead_letter_replayer, open_store, print_json, run_flow, settings
 from airlock.errors import UserError
 from airlock.project import load_project_object
 from airlock.review.effects import Hooks
@@ -83,27 +82,15 @@ def _resume(flow_run_id: str, run_input: dict[str, Any]) -> bool:
 
 
 def _follow_up(config: Settings, run_id: str, actor: str) -> None:
-    flow = load_project_object(config.project_dir, "flows/commit_decisions.py:commit_decisions")
-    from airlock.orchestration import api_outage_is_infrastructure
-
-    with api_outage_is_infrastructure():
-        asyncio.run(flow(run_id=run_id, actor=actor))
+    run_flow(load_project_object(config.project_dir, "flows/commit_decisions.py:commit_decisions"),
+             run_id=run_id, actor=actor)
 
 
 def page_hooks(config: Settings) -> Hooks:
     """The review page's ways to make decisions count: Prefect to resume runs, the project's flows
     (loaded by path) for follow-up commits and dead-letter replays."""
-    replay_flow = load_project_object(config.project_dir, "flows/replay.py:replay_dead_letters")
-    from airlock.orchestration import api_outage_is_infrastructure
-
-    def replayer(letters: list[dict[str, Any]], actor: str, why: str, allow: bool) -> dict[str, Any]:
-        with api_outage_is_infrastructure():
-            result: dict[str, Any] = asyncio.run(replay_flow(letters=letters, actor=actor, reason=why,
-                                                             allow_changed_tools=allow))
-        return result
-
     return Hooks(resume=_resume, follow_up=lambda run_id, actor: _follow_up(config, run_id, actor),
-                 replayer=replayer)
+                 replayer=dead_letter_replayer(config))
 
 
 @app.command("serve")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import uuid
 from pathlib import Path
@@ -12,7 +11,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from airlock.cli.common import acting_as, console, open_store, print_json, settings
+from airlock.cli.common import acting_as, console, open_store, print_json, run_flow, settings
 from airlock.errors import AirlockError, InfrastructureError, UserError
 from airlock.playbook import Playbook, dump_playbook, load_playbook
 from airlock.project import load_project_object
@@ -112,12 +111,9 @@ def execute_run(config: Settings, playbook: str, input_path: str | None, review_
     done = threading.Event()
     watcher = threading.Thread(target=_show_progress, args=(store, run_id, done, quiet), daemon=True)
     watcher.start()
-    from airlock.orchestration import api_outage_is_infrastructure
-
     try:
-        with api_outage_is_infrastructure():
-            asyncio.run(flow(playbook=playbook, input_path=input_path, review_timeout=review_timeout,
-                             dry_run=dry_run, run_id=run_id, started_by=actor))
+        run_flow(flow, playbook=playbook, input_path=input_path, review_timeout=review_timeout, dry_run=dry_run,
+                 run_id=run_id, started_by=actor)
     except (KeyboardInterrupt, InfrastructureError):
         # This process stops driving the run: release it so that it can be resumed at once.
         _mark_interrupted(store, run_id, actor)
