@@ -17,6 +17,7 @@ import unicodedata
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -220,8 +221,9 @@ class FirmographicsOutput(BaseModel):
 
 def make_lookup_firmographics(index: FirmographicsIndex | Callable[[], FirmographicsIndex]) -> ToolSpec[Any, Any]:
     """The lookup tool bound to one reference index, or to a function that loads it on the first
-    lookup (a process that may never look anything up need not hold the reference)."""
-    load = index if callable(index) else (lambda: index)
+    lookup (a process that may never look anything up need not hold the reference); it is called
+    once, not per lookup."""
+    load = cache(index) if callable(index) else (lambda: index)
 
     @tool(effect=SideEffect.READ, version="1")
     def lookup_firmographics(data: FirmographicsInput) -> FirmographicsOutput:
