@@ -62,13 +62,11 @@ def write_dataset(records: int, path: Path, data_dir: Path | None = None, seed: 
     there for the tools to read (AIRLOCK_DATA_DIR); without it, they are drawn from the shipped
     5,000-company reference."""
     generate = load_generator()
-    scale = generate.scale_for(records) if data_dir is not None else 1.0
-    reference = generate.generate_reference(seed, round(generate.SAMPLE_REFERENCE * scale))
     if data_dir is not None:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        generate.write_csv(data_dir / "reference_firmographics.csv", generate.REFERENCE_COLUMNS, reference)
-        generate.write_csv(data_dir / "taxonomy.csv", generate.TAXONOMY_COLUMNS, generate.taxonomy_rows())
-    generate.write_csv(path, generate.ACCOUNT_COLUMNS, generate.generate_accounts(records, seed, reference, scale))
+        generate.write_files(data_dir, records, seed, generate.scale_for(records), accounts=path)
+        return
+    reference = generate.generate_reference(seed)
+    generate.write_csv(path, generate.ACCOUNT_COLUMNS, generate.generate_accounts(records, seed, reference))
 
 
 def effective_chunk_size(records: int, preferred: int, max_chunks: int) -> int:

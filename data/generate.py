@@ -470,6 +470,17 @@ def write_csv(path: Path, columns: Sequence[str], rows: Sequence[dict[str, objec
         writer.writerows(rows)
 
 
+def write_files(out_dir: Path, records: int, seed: int, scale: float = 1.0, accounts: Path | None = None) -> int:
+    """The taxonomy, the reference (``5,000 * scale`` companies) and ``records`` accounts drawn from it,
+    into ``out_dir`` (the accounts to ``accounts`` if given). Returns how many reference companies."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    reference = generate_reference(seed, round(SAMPLE_REFERENCE * scale))
+    write_csv(out_dir / "taxonomy.csv", TAXONOMY_COLUMNS, taxonomy_rows())
+    write_csv(out_dir / "reference_firmographics.csv", REFERENCE_COLUMNS, reference)
+    write_csv(accounts or out_dir / "accounts.csv", ACCOUNT_COLUMNS, generate_accounts(records, seed, reference, scale))
+    return len(reference)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--records", type=int, default=2000, help="number of accounts")
@@ -481,13 +492,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     scale = scale_for(args.records) if args.scale == "auto" else float(args.scale)
     if scale < 1:
         parser.error("--scale must be 1 or more, or 'auto'")
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    reference = generate_reference(args.seed, round(SAMPLE_REFERENCE * scale))
-    write_csv(args.out_dir / "taxonomy.csv", TAXONOMY_COLUMNS, taxonomy_rows())
-    write_csv(args.out_dir / "reference_firmographics.csv", REFERENCE_COLUMNS, reference)
-    write_csv(args.out_dir / "accounts.csv", ACCOUNT_COLUMNS,
-              generate_accounts(args.records, args.seed, reference, scale))
-    print(f"wrote {args.records} accounts and {len(reference)} reference companies to {args.out_dir}")
+    companies = write_files(args.out_dir, args.records, args.seed, scale)
+    print(f"wrote {args.records} accounts and {companies} reference companies to {args.out_dir}")
 
 
 if __name__ == "__main__":
