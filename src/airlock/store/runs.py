@@ -112,15 +112,16 @@ class RunsRepo(StoreBase):
         ]
         with self.tx() as connection:
             for start in range(0, len(rows), 20_000):
-                connection.execute(run_records.insert(), rows[start:start + 20_000])
+                self._insert_many(run_records, rows[start:start + 20_000], connection)
 
     def chunk_records(self, run_id: str, chunk_no: int) -> list[dict[str, Any]]:
-        rows = self._rows(
-            sa.select(run_records.c.data)
-            .where(run_records.c.run_id == run_id, run_records.c.chunk_no == chunk_no)
-            .order_by(run_records.c.seq)
-        )
-        return [r["data"] for r in rows]
+        with self.tx() as connection:
+            # Scalars, not row dicts: a chunk is thousands of records and this is on every run's path.
+            return list(connection.execute(
+                sa.select(run_records.c.data)
+                .where(run_records.c.run_id == run_id, run_records.c.chunk_no == chunk_no)
+                .order_by(run_records.c.seq)
+            ).scalars())
 
     def records_by_id(self, run_id: str, record_ids: Sequence[str]) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []

@@ -251,6 +251,15 @@ def test_snapshot_records_are_chunked_in_order(store: Store, make_run: MakeRun) 
     assert [r["id"] for r in store.chunk_records("r1", 2)] == ["A4"]
 
 
+def test_snapshot_records_come_back_as_they_were_read(store: Store, make_run: MakeRun) -> None:
+    records = [{"id": "A0", "name": "Müller & Söhne GmbH", "phone": None, "employees": ""},
+               {"id": "A1", "name": "Ōsaka Trading 株式会社", "phone": "+81 6 1234 5678", "employees": "1,200"}]
+    make_run(store, "r1", records=2)
+    store.snapshot_records("r1", records, chunk_size=2)
+    assert store.chunk_records("r1", 0) == records
+    assert store.records_by_id("r1", ["A1"]) == records[1:]
+
+
 def test_the_report_accounts_for_every_record(store: Store, make_run: MakeRun) -> None:
     make_run(store, "r1", records=4)
     store.save_proposals("r1", [
