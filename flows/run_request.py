@@ -116,11 +116,15 @@ async def _wait_for_reviewers(run_id: str, playbook: str, plan: Plan, window: fl
             break
 
 
-def preflight(playbook: str, input_path: str | None) -> dict[str, Any]:
+def preflight(playbook: str, input_path: str | None, *, warm: bool = False) -> dict[str, Any]:
     """Everything a person can get wrong, checked before Prefect starts: the playbook, the plan,
-    the input file. Raises one clear error; the CLI calls it so mistakes never cost a flow run."""
+    the input file. Raises one clear error; the CLI calls it so mistakes never cost a flow run.
+    ``warm``: the run starts next, so start what its validation needs (the worker processes and
+    their GX import, seconds) now, while Prefect starts the flow run, rather than from pin-run."""
     from airlock.dataset import read_dataset
+    from tasks.load import chunk_size_for
     from tasks.plan import plan_request_fn
+    from tasks.resources import prepare_validation
 
     planned = plan_request_fn(PlanRequestInput(playbook=playbook, input_path=input_path))
     plan = planned.plan
@@ -128,5 +132,9 @@ def preflight(playbook: str, input_path: str | None) -> dict[str, Any]:
     active = resources().store.active_run_for(plan.hash, dataset.sha256)
     if active is not None:
         raise StateConflict(f"run {active} is already processing this plan and input; wait for it or resume it")
+    if warm:
+        settings = current_settings()
+        prepare_validation(chunk_size_for(len(dataset.records), plan.policy.chunk_size or settings.chunk_size,
+                                          settings.max_chunks))
     return {"plan": plan, "playbook": planned.playbook, "input_path": planned.input_path,
             "records": len(dataset.records), "steps": len(plan.steps)}

@@ -107,6 +107,10 @@ class ToolProcesses:
                     initializer=_start_worker, initargs=(self._factory, self._factory_args, self._warm))
             return self._pool
 
+    @property
+    def started(self) -> bool:
+        return self._pool is not None
+
     def start(self) -> None:
         """Start the workers now, without waiting for them: a worker takes seconds to start (and
         to warm), which is better spent while the first chunks load. The pool starts a process per

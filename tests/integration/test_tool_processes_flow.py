@@ -54,6 +54,31 @@ def test_tools_and_validation_in_a_worker_process_give_the_same_run(
         pool.close()
 
 
+def test_a_run_about_to_start_starts_its_workers_before_the_flow(
+        airlock_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``airlock run`` checks its input first (preflight) and then waits for Prefect to start the
+    flow run: the workers start then, so their GX import is done before the first chunk is validated.
+    Pinning a plan (preflight without a run after it) starts nothing."""
+    from flows.run_request import preflight
+
+    csv_path = write_accounts(tmp_path / "in.csv", sample_accounts(30))
+    monkeypatch.setenv("AIRLOCK_TOOL_PROCESSES", "1")
+    monkeypatch.setenv("AIRLOCK_TOOL_PROCESS_MIN_RECORDS", "1")
+    monkeypatch.setenv("AIRLOCK_HOME", str(tmp_path / "pin"))
+    preflight("playbooks/enrich_accounts.yaml", str(csv_path))
+    idle = resources().tool_processes
+    assert idle is not None and not idle.started
+
+    monkeypatch.setenv("AIRLOCK_HOME", str(tmp_path / "run"))
+    preflight("playbooks/enrich_accounts.yaml", str(csv_path), warm=True)
+    pool = resources().tool_processes
+    assert pool is not None and pool is not idle
+    try:
+        assert pool.started
+    finally:
+        pool.close()
+
+
 def test_what_a_worker_imports_for_validation_leaves_prefect_out() -> None:
     """A worker imports ``tasks.verdicts`` by name: Prefect there would cost every worker its start-up."""
     probe = "import sys, tasks.verdicts; print('prefect' in sys.modules)"

@@ -102,7 +102,7 @@ def execute_run(config: Settings, playbook: str, input_path: str | None, review_
         run_id = run["id"]
         summary = f"resuming: {run['record_count']} records, plan {run['plan_hash']}"
     else:
-        checked = preflight(playbook, input_path)  # user mistakes stop here, before Prefect starts
+        checked = preflight(playbook, input_path, warm=True)  # user mistakes stop here, before Prefect starts
         run_id = str(uuid.uuid4())
         summary = f"{checked['records']} records, plan {checked['plan'].hash}, {checked['steps']} steps"
     flow = load_project_object(config.project_dir, "flows/run_request.py:run_request")
