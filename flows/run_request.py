@@ -133,8 +133,6 @@ def preflight(playbook: str, input_path: str | None, *, warm: bool = False) -> d
     if active is not None:
         raise StateConflict(f"run {active} is already processing this plan and input; wait for it or resume it")
     if warm:
-        settings = current_settings()
-        prepare_validation(chunk_size_for(len(dataset.records), plan.policy.chunk_size or settings.chunk_size,
-                                          settings.max_chunks))
+        prepare_validation(chunk_size_for(len(dataset.records), plan, current_settings()))
     return {"plan": plan, "playbook": planned.playbook, "input_path": planned.input_path,
             "records": len(dataset.records), "steps": len(plan.steps)}

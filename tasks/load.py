@@ -16,6 +16,7 @@ from airlock.dataset import read_dataset
 from airlock.errors import NotFound, StateConflict
 from airlock.plan import Plan
 from airlock.recovery import reap
+from airlock.settings import Settings
 from tasks.resources import prepare_validation, resources
 
 # A live run renews its lease (settings.lease_seconds) as its tasks finish; a run whose lease ran
@@ -45,10 +46,10 @@ class PinnedRun(BaseModel):
     resumed: bool
 
 
-def chunk_size_for(records: int, preferred: int, max_chunks: int) -> int:
-    """Chunks grow past the preferred size when there are many records: each chunk is a task run per
-    step, and Prefect fan-outs must stay well under a thousand task runs."""
-    return max(preferred, math.ceil(records / max_chunks), 1)
+def chunk_size_for(records: int, plan: Plan, settings: Settings) -> int:
+    """The plan's chunk size (else the configured one), grown when there are many records: each chunk
+    is a task run per step, and Prefect fan-outs must stay well under a thousand task runs."""
+    return max(plan.policy.chunk_size or settings.chunk_size, math.ceil(records / settings.max_chunks), 1)
 
 
 def pin_run_fn(request: PinRunInput) -> PinnedRun:
@@ -78,8 +79,7 @@ def pin_run_fn(request: PinRunInput) -> PinnedRun:
                              chunk_size=run["chunk_size"], resumed=True)
     plan = request.plan
     dataset = read_dataset(Path(request.input_path), key=plan.dataset.key, required=plan.dataset.columns)
-    size = chunk_size_for(len(dataset.records), plan.policy.chunk_size or res.settings.chunk_size,
-                          res.settings.max_chunks)
+    size = chunk_size_for(len(dataset.records), plan, res.settings)
     prepare_validation(size)  # while the records are stored
     run_id = request.run_id or str(uuid.uuid4())
     store.save_plan(plan.hash, plan.model_dump(mode="json"))
