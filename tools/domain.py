@@ -8,10 +8,10 @@ labels". tldextract does that from its bundled snapshot: no network call is ever
 from __future__ import annotations
 
 import tldextract
-from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, ConfigDict, Field
 
 from airlock.registry import SideEffect, tool
+from tools.email_syntax import address_domain
 
 # Addresses at these providers say nothing about the company they belong to.
 FREEMAIL_DOMAINS = frozenset({
@@ -64,12 +64,12 @@ def email_domain(email: str) -> tuple[str | None, bool]:
     A malformed address still often names its domain (``info@@example.de``), which is worth a
     lower-confidence answer rather than none."""
     text = email.strip()
-    try:
-        return registered_domain(validate_email(text, check_deliverability=False).domain), True
-    except EmailNotValidError:
-        if "@" not in text:
-            return None, False
-        return registered_domain(text.rsplit("@", 1)[1]), False
+    domain = address_domain(text)
+    if domain is not None:
+        return registered_domain(domain), True
+    if "@" not in text:
+        return None, False
+    return registered_domain(text.rsplit("@", 1)[1]), False
 
 
 def is_freemail(domain: str) -> bool:
