@@ -50,7 +50,7 @@ def registered_domain(host_or_url: str) -> str | None:
     """``example.co.uk`` for any URL or host under it; None when there is no public suffix (``n/a``,
     ``localhost``, an IP address) or the text cannot be a host."""
     text = host_or_url.strip().lower()
-    if not text or any(ch.isspace() for ch in text):
+    if not text or len(text.split(maxsplit=1)) > 1:  # stripped, so any whitespace is inside
         return None
     parts = _EXTRACT(text)
     if not parts.suffix or not parts.domain:

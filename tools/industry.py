@@ -24,6 +24,8 @@ from airlock.registry import SideEffect, ToolSpec, tool
 
 TAXONOMY_COLUMNS = ("label", "synonyms", "keywords")
 FUZZY_CUTOFF = 85.0
+MATCH_MEMO_ENTRIES = 10_000
+_UNSEEN = object()
 CONFIDENCE_LABEL = 1.0
 CONFIDENCE_SYNONYM = 0.95
 CONFIDENCE_FUZZY_MAX = 0.85
@@ -92,6 +94,7 @@ class Taxonomy:
             self.synonyms[label] = tuple(s for s in synonyms if s)
             self.keywords[label] = tuple(k for k in keywords if k)
         self.labels: tuple[str, ...] = tuple(self.synonyms)
+        self._matched: dict[str, tuple[str, float, str] | None] = {}
         self._by_label = {label.casefold(): label for label in self.labels}
         # Exact terms compare without spaces or hyphens: "Fin-tech", "RealEstate", "non profit".
         self._exact: dict[str, tuple[str, float]] = {}
@@ -133,6 +136,17 @@ class Taxonomy:
 
     def match_term(self, raw: str) -> tuple[str, float, str] | None:
         """(label, confidence, how) for a free-text industry: exact label or synonym, else fuzzy."""
+        # Typed industries repeat (a few hundred spellings in 100,000 accounts), and a fuzzy match
+        # costs tens of microseconds, so each spelling is matched once; the memo is bounded.
+        known = self._matched.get(raw, _UNSEEN)  # one lookup: another thread may clear the memo
+        if known is not _UNSEEN:
+            return known  # type: ignore[return-value]
+        if len(self._matched) >= MATCH_MEMO_ENTRIES:
+            self._matched.clear()
+        matched = self._matched[raw] = self._match_term(raw)
+        return matched
+
+    def _match_term(self, raw: str) -> tuple[str, float, str] | None:
         compact = _compact(raw)
         if not compact:
             return None

@@ -11,7 +11,7 @@ from airlock.errors import InputDataError
 from airlock.registry import ToolSpec
 from tools.domain import extract_domain
 from tools.firmographics import FirmographicsIndex
-from tools.industry import Taxonomy, make_classify_industry, make_guess_industry_from_name
+from tools.industry import MATCH_MEMO_ENTRIES, Taxonomy, make_classify_industry, make_guess_industry_from_name
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +58,17 @@ def test_fuzzy_raw_industry_is_less_sure(classify: ToolSpec[Any, Any], raw: str,
     assert out.industry == label
     assert 0.7 <= out.confidence <= 0.85
     assert out.flags == ["industry_fuzzy_match"]
+
+
+def test_typed_industries_are_matched_once_and_the_memo_stays_bounded(data_dir: Path) -> None:
+    taxonomy = Taxonomy.from_csv(data_dir / "taxonomy.csv")
+    first = taxonomy.match_term("hlthcare")
+    assert first is not None and first[2] == "fuzzy"
+    assert taxonomy.match_term("hlthcare") == first and taxonomy.match_term("xyzzy") is None
+    for i in range(MATCH_MEMO_ENTRIES + 5):
+        taxonomy.match_term(f"unheard of {i}")
+    assert len(taxonomy._matched) <= MATCH_MEMO_ENTRIES
+    assert taxonomy.match_term("hlthcare") == first
 
 
 def test_description_keywords_when_raw_is_useless(classify: ToolSpec[Any, Any]) -> None:
