@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from airlock.settings import EPHEMERAL_STARTUP_SECONDS
 from airlock.store import Store
 from systems.tickets import TicketService
 
@@ -21,6 +22,7 @@ PG_ADMIN = os.environ.get("AIRLOCK_TEST_PG", "postgresql://postgres@127.0.0.1:54
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", str(EPHEMERAL_STARTUP_SECONDS))
 
 
 @pytest.fixture
