@@ -167,6 +167,26 @@ def offloadable(step: Step, registry: ToolRegistry) -> bool:
     return all(spec.policy.cacheable and not spec.batched for spec in specs)
 
 
+@dataclass(frozen=True)
+class _Caller:
+    """One tool as one step calls it, worked out once per step and chunk rather than per record:
+    the retry policy, and the payload fields the tool accepts (None: all of them, the usual case)."""
+
+    spec: ToolSpec[Any, Any]
+    retry: RetryPolicy
+    accepted: frozenset[str] | None
+
+    @classmethod
+    def of(cls, spec: ToolSpec[Any, Any], step: Step) -> _Caller:
+        accepted = frozenset(spec.input_model.model_fields)
+        return cls(spec, _retry_for(spec, step), None if accepted.issuperset(step.inputs) else accepted)
+
+    def input_of(self, payload: dict[str, Any]) -> dict[str, Any]:
+        # The payloads of a step hold exactly its bindings (step_payloads), so a tool accepting all
+        # of them takes the payload as it is.
+        return payload if self.accepted is None else {k: v for k, v in payload.items() if k in self.accepted}
+
+
 def call_tools(
     step: Step,
     registry: ToolRegistry,
@@ -177,67 +197,62 @@ def call_tools(
 ) -> StepResult:
     """The step's tools over the given inputs: the primary, then the fallback, per record or per batch."""
     started = time.perf_counter()
-    primary = registry[step.tool]
-    fallback = registry.get(step.fallback) if step.fallback else None
+    primary = _Caller.of(registry[step.tool], step)
+    fallback = _Caller.of(registry[step.fallback], step) if step.fallback else None
     result = StepResult(step_id=step.id)
-    accepted = {spec.name: frozenset(spec.input_model.model_fields) for spec in (primary, fallback) if spec}
-    if primary.batched:
-        _run_batched(primary, fallback, step, payloads, accepted, cache, result, sleep)
+    if primary.spec.batched:
+        _run_batched(primary, fallback, step, payloads, cache, result, sleep)
     else:
+        callers = (primary, fallback) if fallback is not None else (primary,)
         for record_id, payload in payloads.items():
-            _one_record(record_id, payload, (primary, fallback), step, cache, result, accepted, sleep)
+            _one_record(record_id, payload, callers, step, cache, result, sleep)
     result.seconds = time.perf_counter() - started
     return result
 
 
 def _run_batched(
-    primary: ToolSpec[Any, Any],
-    fallback: ToolSpec[Any, Any] | None,
+    primary: _Caller,
+    fallback: _Caller | None,
     step: Step,
     payloads: dict[str, dict[str, Any]],
-    accepted: dict[str, frozenset[str]],
     cache: ToolCache | None,
     result: StepResult,
     sleep: Callable[[float], None],
 ) -> None:
     """Many records per call (a model classifying a batch); a batch that fails after its retries goes
     record by record to the fallback."""
-    size = primary.batch_size or max(len(payloads), 1)
+    size = primary.spec.batch_size or max(len(payloads), 1)
     ids = list(payloads)
     for start in range(0, len(ids), size):
         batch = ids[start:start + size]
-        failed = _call_batch(primary, [payloads[i] for i in batch], batch, accepted, step, result, sleep)
+        failed = _call_batch(primary, [payloads[i] for i in batch], batch, result, sleep)
         for record_id in batch:
             if record_id in failed:
-                _one_record(record_id, payloads[record_id], (fallback,), step, cache, result, accepted, sleep,
-                            earlier=failed[record_id])
+                _one_record(record_id, payloads[record_id], (fallback,) if fallback else (), step, cache, result,
+                            sleep, earlier=failed[record_id])
 
 
 def _one_record(
     record_id: str,
     payload: dict[str, Any],
-    specs: tuple[ToolSpec[Any, Any] | None, ...],
+    callers: tuple[_Caller, ...],
     step: Step,
     cache: ToolCache | None,
     result: StepResult,
-    accepted: dict[str, frozenset[str]],
     sleep: Callable[[float], None],
     earlier: tuple[ToolSpec[Any, Any], BaseException, list[dict[str, Any]]] | None = None,
 ) -> None:
     """One record through the given tools in order; the first that succeeds gives its output."""
     attempts: list[dict[str, Any]] = list(earlier[2]) if earlier else []
     last: tuple[ToolSpec[Any, Any], BaseException] | None = (earlier[0], earlier[1]) if earlier else None
-    for spec in specs:
-        if spec is None:
-            continue
-        tool_input = {k: v for k, v in payload.items() if k in accepted[spec.name]}
+    for caller in callers:
         try:
-            output = _call(spec, tool_input, step, cache, result, attempts, sleep)
+            output = _call(caller, caller.input_of(payload), cache, result, attempts, sleep)
         except Exception as error:  # noqa: BLE001 - the record boundary: the failure is kept, the chunk goes on
-            last = (spec, error)
+            last = (caller.spec, error)
             continue
         result.outputs[record_id] = output
-        if spec.name != step.tool:
+        if caller.spec.name != step.tool:
             result.fallbacks += 1
         return
     if last is not None:
@@ -249,21 +264,19 @@ def _one_record(
 
 
 def _call_batch(
-    spec: ToolSpec[Any, Any],
+    caller: _Caller,
     payloads: list[dict[str, Any]],
     record_ids: list[str],
-    accepted: dict[str, frozenset[str]],
-    step: Step,
     result: StepResult,
     sleep: Callable[[float], None],
 ) -> dict[str, tuple[ToolSpec[Any, Any], BaseException, list[dict[str, Any]]]]:
     """One call for many records, retried as the tool's effect says. Returns the records it failed."""
-    inputs = [{k: v for k, v in p.items() if k in accepted[spec.name]} for p in payloads]
+    spec = caller.spec
+    inputs = [caller.input_of(p) for p in payloads]
     outcome = RetryOutcome()
     result.calls += 1
     try:
-        outputs = call_with_retry(lambda: spec.call_batch(inputs), _retry_for(spec, step), outcome=outcome,
-                                  sleep=sleep)
+        outputs = call_with_retry(lambda: spec.call_batch(inputs), caller.retry, outcome=outcome, sleep=sleep)
     except Exception as error:  # noqa: BLE001 - the batch boundary: its records try the fallback one by one
         attempts = [{"tool": spec.name, **asdict(a)} for a in outcome.attempts]
         return {record_id: (spec, error, attempts) for record_id in record_ids}
@@ -282,35 +295,46 @@ def _retry_for(spec: ToolSpec[Any, Any], step: Step) -> RetryPolicy:
 
 
 def _call(
-    spec: ToolSpec[Any, Any],
+    caller: _Caller,
     tool_input: dict[str, Any],
-    step: Step,
     cache: ToolCache | None,
     result: StepResult,
     attempts: list[dict[str, Any]],
     sleep: Callable[[float], None],
 ) -> dict[str, Any]:
-    policy = spec.policy
+    spec = caller.spec
     key: str | None = None
-    if cache is not None and policy.cacheable and cache.caches(spec.spec_hash):
+    if cache is not None and spec.policy.cacheable and cache.caches(spec.spec_hash):
         # A str, not orjson's bytes: each bytes object orjson returns keeps a 4 KiB buffer alive.
         key = orjson.dumps(tool_input, option=orjson.OPT_SORT_KEYS).decode()
         hit = cache.get(spec.spec_hash, key)
         if hit is not None:
             result.cache_hits += 1
             return hit
-    retry = _retry_for(spec, step)
-    outcome = RetryOutcome()
     result.calls += 1
     try:
-        output = call_with_retry(lambda: spec.call(tool_input), retry, outcome=outcome, sleep=sleep)
-    finally:
-        attempts.extend({"tool": spec.name, **asdict(a)} for a in outcome.attempts)
+        # The first attempt outside call_with_retry: it nearly always succeeds, and this is the
+        # innermost loop of a run (a step's tool, once per record).
+        output = spec.call(tool_input)
+    except Exception as error:  # noqa: BLE001 - handed to the retry loop, which re-raises what it gives up on
+        output = _retried(caller, tool_input, error, attempts, sleep)
     dumped = output.model_dump(mode="json")
     dumped[TOOL_KEY] = spec.name
     if key is not None:
         cache.put(spec.spec_hash, key, dumped)  # type: ignore[union-attr]
     return dumped
+
+
+def _retried(caller: _Caller, tool_input: dict[str, Any], first_failure: Exception,
+             attempts: list[dict[str, Any]], sleep: Callable[[float], None]) -> Any:
+    """The attempts after a failed first one, as the tool's retry policy allows; every failed attempt
+    is added to ``attempts`` for the dead letter."""
+    outcome = RetryOutcome()
+    try:
+        return call_with_retry(lambda: caller.spec.call(tool_input), caller.retry, outcome=outcome, sleep=sleep,
+                               first_failure=first_failure)
+    finally:
+        attempts.extend({"tool": caller.spec.name, **asdict(a)} for a in outcome.attempts)
 
 
 def confidence_of(output: dict[str, Any]) -> float | None:

@@ -63,24 +63,29 @@ def call_with_retry(
     outcome: RetryOutcome | None = None,
     sleep: Callable[[float], None] = time.sleep,
     retryable: Callable[[BaseException], bool] = is_retryable,
+    first_failure: Exception | None = None,
 ) -> T:
     """Call ``fn`` until it succeeds, fails with a non-retryable error, or attempts run out.
 
     The last error is re-raised unchanged; ``outcome`` (when given) records every failed attempt.
+    ``first_failure``: the caller made the first attempt itself (the cheap path of a hot loop, where
+    nearly every first attempt succeeds) and it failed with this error; it counts as attempt 1.
     """
     number = 0
+    error = first_failure
     while True:
         number += 1
-        try:
-            return fn()
-        except Exception as error:
-            can_retry = retryable(error) and number < policy.attempts
-            wait = policy.delay(number, error) if can_retry else 0.0
-            if outcome is not None:
-                outcome.attempts.append(
-                    Attempt(number, type(error).__name__, str(error)[:500], retryable(error), wait)
-                )
-            if not can_retry:
-                raise
-            if wait > 0:
-                sleep(wait)
+        if error is None:
+            try:
+                return fn()
+            except Exception as raised:  # noqa: BLE001 - raised again below unless it is retried
+                error = raised
+        can_retry = retryable(error) and number < policy.attempts
+        wait = policy.delay(number, error) if can_retry else 0.0
+        if outcome is not None:
+            outcome.attempts.append(Attempt(number, type(error).__name__, str(error)[:500], retryable(error), wait))
+        if not can_retry:
+            raise error
+        error = None
+        if wait > 0:
+            sleep(wait)

@@ -135,3 +135,15 @@ def test_error_tree_says_what_is_retryable() -> None:
     assert not is_retryable(InfrastructureError("schema mismatch", retryable=False))
     assert retry_after_of(TransientToolError("x", retry_after=2)) == 2.0
     assert retry_after_of(ValueError("x")) is None
+
+
+def test_a_first_attempt_made_by_the_caller_counts_as_attempt_one(sleeps: list[float]) -> None:
+    call, calls = failing([ConnectionError("reset")])
+    outcome = RetryOutcome()
+    first = TransientToolError("busy")
+    assert call_with_retry(call, NO_JITTER, outcome=outcome, sleep=sleeps.append, first_failure=first) == "done"
+    assert len(calls) == 2 and sleeps == [0.1, 0.2]  # attempts 2 and 3 here
+    assert [(a.number, a.error_type) for a in outcome.attempts] == [(1, "TransientToolError"), (2, "ConnectionError")]
+    with pytest.raises(ValueError, match="bad input"):  # not retryable: raised as it was, nothing called
+        call_with_retry(call, NO_JITTER, sleep=sleeps.append, first_failure=ValueError("bad input"))
+    assert len(calls) == 2
