@@ -38,6 +38,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, InterfaceE
 from sqlalchemy.exc import OperationalError as SqlOperationalError
 from sqlalchemy.pool import StaticPool
 
+from airlock.bulk_insert import insert_rows
 from airlock.errors import ConfigError, InfrastructureError
 
 INPUT_COLUMNS = ("name", "website", "email", "phone", "country", "city", "employees", "industry", "description")
@@ -254,8 +255,7 @@ class CrmDatabase:
                 keys.append({"idempotency_key": change.idempotency_key, "account_id": change.account_id,
                              "values_hash": change.values_hash, "applied_at": now})
             self._write(connection, changed, in_db, now)
-            if keys:
-                connection.execute(insert(applied_writes), keys)
+            insert_rows(connection, applied_writes, keys)
         return statuses
 
     def _current_values(self, connection: Connection, ids: Sequence[str]) -> dict[str, dict[str, str | None]]:
@@ -272,8 +272,7 @@ class CrmDatabase:
         inserts = [{"id": i, **v, "updated_at": now} for i, v in changed.items() if i not in in_db]
         updates = [{"b_id": i, **{f"b_{k}": x for k, x in v.items()}, "b_updated_at": now}
                    for i, v in changed.items() if i in in_db]
-        if inserts:
-            connection.execute(insert(accounts), inserts)
+        insert_rows(connection, accounts, inserts)
         if updates:
             statement = (
                 update(accounts)
