@@ -1,6 +1,7 @@
 """The demo ticketing service: the second business system, reached over REST.
 
-A small HTTP service (standard library only, so it ships with the project and starts in a thread)
+A small HTTP service (standard library only, so it ships with the project; tests start it in a
+thread, the demo in a process of its own: ``systems.local_tickets``)
 that keeps follow-up tickets for sales ops in its own SQLite file. It honours an ``Idempotency-Key``
 header the way payment APIs do:
 
@@ -28,6 +29,7 @@ import argparse
 import hashlib
 import json
 import sqlite3
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -323,33 +325,24 @@ def _handler_for(service: TicketService) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-_LOCAL: dict[str, TicketService] = {}
-_LOCAL_LOCK = threading.Lock()
-
-
-def start_local(db_path: str | Path) -> str:
-    """The demo's service: started once per process and database file on a free 127.0.0.1 port,
-    served from a daemon thread for as long as the process lives. Returns its URL."""
-    key = str(Path(db_path).resolve())
-    with _LOCAL_LOCK:
-        if key not in _LOCAL:
-            Path(key).parent.mkdir(parents=True, exist_ok=True)
-            _LOCAL[key] = TicketService(key).start()
-        return _LOCAL[key].url
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="the demo ticketing service")
     parser.add_argument("--port", type=int, default=8766)
     parser.add_argument("--db", default="tickets.db")
+    parser.add_argument("--until-stdin-closes", action="store_true",
+                        help="stop when standard input closes: when the process that started it ends")
     args = parser.parse_args(argv)
     service = TicketService(args.db, port=args.port).start()
     print(f"tickets service on {service.url}", flush=True)
     try:
-        while True:
-            time.sleep(3600)
+        if args.until_stdin_closes:
+            sys.stdin.read()
+        else:
+            while True:
+                time.sleep(3600)
     except KeyboardInterrupt:
-        service.stop()
+        pass
+    service.stop()
 
 
 if __name__ == "__main__":

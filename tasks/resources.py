@@ -19,7 +19,7 @@ from airlock.settings import Settings
 from airlock.store import Store
 from airlock.tool_processes import ToolProcesses, default_processes
 from airlock.validation import RunClaims, warm_process_gx
-from systems.tickets import start_local
+from systems.local_tickets import start_local
 from tools import build_registry
 from tools.tickets import TicketClient
 
