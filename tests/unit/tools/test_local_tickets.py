@@ -51,5 +51,5 @@ def test_the_service_stops_when_the_process_that_started_it_ends(tmp_path: Path)
 def test_a_service_that_cannot_start_says_why(tmp_path: Path) -> None:
     taken = tmp_path / "tickets.db"
     taken.mkdir()  # a folder where its database file should be
-    with pytest.raises(InfrastructureError, match="did not start: .*database"):
+    with pytest.raises(InfrastructureError, match=r"did not start: .*database"):
         local_tickets._spawn(str(taken))
