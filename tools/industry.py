@@ -25,7 +25,6 @@ from airlock.registry import SideEffect, ToolSpec, tool
 TAXONOMY_COLUMNS = ("label", "synonyms", "keywords")
 FUZZY_CUTOFF = 85.0
 MATCH_MEMO_ENTRIES = 10_000
-_UNSEEN = object()
 CONFIDENCE_LABEL = 1.0
 CONFIDENCE_SYNONYM = 0.95
 CONFIDENCE_FUZZY_MAX = 0.85
@@ -138,9 +137,10 @@ class Taxonomy:
         """(label, confidence, how) for a free-text industry: exact label or synonym, else fuzzy."""
         # Typed industries repeat (a few hundred spellings in 100,000 accounts), and a fuzzy match
         # costs tens of microseconds, so each spelling is matched once; the memo is bounded.
-        known = self._matched.get(raw, _UNSEEN)  # one lookup: another thread may clear the memo
-        if known is not _UNSEEN:
-            return known  # type: ignore[return-value]
+        try:
+            return self._matched[raw]  # one lookup, not "in" then get: another thread may clear the memo
+        except KeyError:
+            pass
         if len(self._matched) >= MATCH_MEMO_ENTRIES:
             self._matched.clear()
         matched = self._matched[raw] = self._match_term(raw)
