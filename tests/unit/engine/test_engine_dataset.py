@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
 from pathlib import Path
 
@@ -86,3 +87,15 @@ def test_quoted_line_breaks_survive(tmp_path: Path) -> None:
     path = csv_file(tmp_path, 'id,name,description\nA1,Acme,"first line\nsecond line"\nA2,Beta,"a\u2028b"\n')
     dataset = read_dataset(path, key="id", required=["name"])
     assert [r["description"] for r in dataset.records] == ["first line\nsecond line", "a\u2028b"]
+
+
+def test_short_rows_blank_lines_and_the_sample_read_as_dict_reader_reads_them(tmp_path: Path) -> None:
+    """The records are what csv.DictReader gives, trimmed: a short row's missing fields are empty,
+    blank lines are skipped, and the shipped sample reads the same either way."""
+    path = csv_file(tmp_path, "id,name,country\nA1,Acme\n\nA2, Beta ,DE\n")
+    assert read_dataset(path, key="id", required=["name"]).records == [
+        {"id": "A1", "name": "Acme", "country": ""}, {"id": "A2", "name": "Beta", "country": "DE"}]
+    sample = Path(__file__).resolve().parents[3] / "data" / "accounts.csv"
+    with sample.open(newline="", encoding="utf-8-sig") as handle:
+        expected = [{k.strip(): (v or "").strip() for k, v in row.items()} for row in csv.DictReader(handle)]
+    assert read_dataset(sample, key="id", required=[]).records == expected
