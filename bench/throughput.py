@@ -280,6 +280,12 @@ def render(summary: dict[str, Any]) -> str:
             out.append(f"Airlock {r['size']:,}: {counts}; accounted {r['accounted']:,} of {r['records']:,} -> "
                        f"{'conserved' if r['conserved'] else 'NOT CONSERVED'}; report stored: {r['report_stored']}; "
                        f"CRM writes applied {r['crm_applied']:,}")
+            if "timed_cpu_seconds" in r:  # results recorded before it was measured have none
+                cpu, wall = r["timed_cpu_seconds"], r["wall_seconds"]
+                out.append(f"Airlock {r['size']:,} CPU while timed: the run's process {cpu['run_process']:.1f} s "
+                           f"(busy {cpu['run_process'] / wall:.0%} of the {wall:.1f} s; its garbage collector "
+                           f"{cpu['collector']:.2f} s), its worker processes and ticketing service "
+                           f"{cpu['children']:.1f} s ({cpu['children'] / wall:.0%})")
     for size, ratio in summary["ratios"].items():
         out.append(f"Airlock / plain loop at {int(size):,}: {ratio['airlock_to_plain']:.0%} "
                    f"(aim >= {AIM_RATIO:.0%}: {'met' if ratio['aim_met'] else 'NOT met'})")
