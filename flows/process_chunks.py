@@ -15,7 +15,6 @@ ran is settled when its task ends, so the chunks after it go on.
 
 from __future__ import annotations
 
-import gc
 from functools import partial
 from typing import Any
 
@@ -24,7 +23,7 @@ from prefect.futures import PrefectFuture, wait
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import opaque
 
-from airlock.execute import BATCH_GC_THRESHOLDS, StepResult
+from airlock.execute import StepResult, batch_collection
 from airlock.plan import Plan
 from airlock.settings import Settings
 from airlock.validation import RunClaims
@@ -42,16 +41,13 @@ Stages = dict[tuple[str, str | None], list[PrefectFuture[Any]]]
 
 @flow(name="process-chunks", task_runner=ThreadPoolTaskRunner(max_workers=Settings().task_workers))  # type: ignore[arg-type]
 def process_chunks(run_id: str, plan: Plan, chunk_count: int, dry_run: bool, actor: str) -> dict[str, Any]:
-    # Collect less often while chunks run (see BATCH_GC_THRESHOLDS), never more often than now.
-    thresholds = gc.get_threshold()
-    gc.set_threshold(*(max(now, batch) for now, batch in zip(thresholds, BATCH_GC_THRESHOLDS, strict=True)))
     run_claims = resources().run_claims
     claims = run_claims[run_id] = RunClaims()  # validate_chunk_fn finds it there by run id
     try:
-        return _process(run_id, plan, chunk_count, dry_run, actor, claims)
+        with batch_collection():  # run_request collects so already; a caller of this subflow alone may not
+            return _process(run_id, plan, chunk_count, dry_run, actor, claims)
     finally:
         run_claims.pop(run_id, None)
-        gc.set_threshold(*thresholds)
 
 
 def _process(run_id: str, plan: Plan, chunk_count: int, dry_run: bool, actor: str,

@@ -15,6 +15,7 @@ from typing import Any
 from prefect import flow
 
 from airlock.errors import NotFound, StateConflict
+from airlock.execute import batch_collection
 from airlock.orchestration import current_flow_run_id, wait_for_review
 from airlock.plan import Plan
 from airlock.recovery import check_dead_letters
@@ -49,6 +50,12 @@ async def run_request(
         run_id: resume or re-run this Airlock run id (work already stored is not redone).
         started_by: who started the run; defaults to AIRLOCK_USER or the OS user.
     """
+    with batch_collection():  # a run allocates records by the hundred thousand: see batch_collection
+        return await _run_request(playbook, input_path, review_timeout, dry_run, run_id, started_by)
+
+
+async def _run_request(playbook: str, input_path: str | None, review_timeout: float | None, dry_run: bool,
+                       run_id: str | None, started_by: str | None) -> dict[str, Any]:
     settings = current_settings()
     actor = started_by or settings.actor
     store = resources().store

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
+import pytest
 from pydantic import BaseModel, ConfigDict
 
 from airlock.errors import ToolInputError, TransientToolError
-from airlock.execute import TOOL_KEY, RecordFailure, StepResult, ToolCache, confidence_of, flags_of, run_step
+from airlock.execute import (
+    BATCH_GC_THRESHOLDS,
+    TOOL_KEY,
+    RecordFailure,
+    StepResult,
+    ToolCache,
+    batch_collection,
+    confidence_of,
+    flags_of,
+    run_step,
+)
 from airlock.plan import Plan
 from airlock.registry import SideEffect, ToolRegistry, ToolSpec, tool
 
@@ -286,3 +298,20 @@ def test_confidence_and_flags_helpers() -> None:
     assert confidence_of({"confidence": 0.7}) == 0.7 and confidence_of({"confidence": 1}) == 1.0
     assert confidence_of({}) is None and confidence_of({"confidence": "high"}) is None
     assert flags_of({"flags": ["a", 3]}) == ["a", "3"] and flags_of({"flags": "a"}) == []
+
+
+def test_batch_collection_raises_the_thresholds_and_gives_the_earlier_ones_back() -> None:
+    before = gc.get_threshold()
+    try:
+        gc.set_threshold(700, 10, 500)  # a generation already collected more rarely stays so
+        with batch_collection():
+            assert gc.get_threshold() == (BATCH_GC_THRESHOLDS[0], BATCH_GC_THRESHOLDS[1], 500)
+            with batch_collection():  # the chunks' subflow inside a run
+                assert gc.get_threshold()[0] == BATCH_GC_THRESHOLDS[0]
+            assert gc.get_threshold()[0] == BATCH_GC_THRESHOLDS[0]
+        assert gc.get_threshold() == (700, 10, 500)
+        with pytest.raises(RuntimeError), batch_collection():
+            raise RuntimeError("a failed run")
+        assert gc.get_threshold() == (700, 10, 500)
+    finally:
+        gc.set_threshold(*before)
