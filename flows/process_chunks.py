@@ -23,7 +23,7 @@ from prefect.futures import PrefectFuture, wait
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import opaque
 
-from airlock.execute import StepResult, batch_collection
+from airlock.execute import StepResult
 from airlock.plan import Plan
 from airlock.settings import Settings
 from airlock.validation import RunClaims
@@ -44,8 +44,7 @@ def process_chunks(run_id: str, plan: Plan, chunk_count: int, dry_run: bool, act
     run_claims = resources().run_claims
     claims = run_claims[run_id] = RunClaims()  # validate_chunk_fn finds it there by run id
     try:
-        with batch_collection():  # run_request collects so already; a caller of this subflow alone may not
-            return _process(run_id, plan, chunk_count, dry_run, actor, claims)
+        return _process(run_id, plan, chunk_count, dry_run, actor, claims)
     finally:
         run_claims.pop(run_id, None)
 

@@ -306,7 +306,7 @@ def test_batch_collection_raises_the_thresholds_and_gives_the_earlier_ones_back(
         gc.set_threshold(700, 10, 500)  # a generation already collected more rarely stays so
         with batch_collection():
             assert gc.get_threshold() == (BATCH_GC_THRESHOLDS[0], BATCH_GC_THRESHOLDS[1], 500)
-            with batch_collection():  # the chunks' subflow inside a run
+            with batch_collection():  # nested: the enclosing thresholds stay and come back
                 assert gc.get_threshold()[0] == BATCH_GC_THRESHOLDS[0]
             assert gc.get_threshold()[0] == BATCH_GC_THRESHOLDS[0]
         assert gc.get_threshold() == (700, 10, 500)
