@@ -305,12 +305,20 @@ class PrefectServer:
 
 
 def tree_cpu_seconds(pid: int) -> float:
-    total = 0.0
     try:
-        root = psutil.Process(pid)
-        procs = [root, *root.children(recursive=True)]
+        times = psutil.Process(pid).cpu_times()
     except psutil.Error:
         return 0.0
+    return times.user + times.system + descendants_cpu_seconds(pid)
+
+
+def descendants_cpu_seconds(pid: int) -> float:
+    """CPU time used so far by the live processes below ``pid``, not by ``pid`` itself."""
+    try:
+        procs = psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return 0.0
+    total = 0.0
     for proc in procs:
         try:
             times = proc.cpu_times()

@@ -30,6 +30,7 @@ from common import (
     PROJECT_DIR,
     chunked,
     crm_changes,
+    descendants_cpu_seconds,
     effective_chunk_size,
     plan_for,
     use_project,
@@ -207,17 +208,8 @@ class CollectorClock:
 def _children_cpu_seconds() -> float:
     """CPU time of this process's children (the run's tool workers, the demo ticketing service), ended
     or alive: where the run's process is busy all the time and its children are not, it is the limit."""
-    import psutil
-
     ended = os.times()
-    total = ended.children_user + ended.children_system
-    for child in psutil.Process().children(recursive=True):
-        try:
-            times = child.cpu_times()
-        except psutil.Error:
-            continue
-        total += times.user + times.system
-    return total
+    return ended.children_user + ended.children_system + descendants_cpu_seconds(os.getpid())
 
 
 def _airlock_facts(settings: Any, report: dict[str, Any]) -> dict[str, Any]:
