@@ -5,28 +5,17 @@ from __future__ import annotations
 
 import copy
 import gc
-import importlib.util
 import json
-import sys
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 BENCH = Path(__file__).resolve().parents[3] / "bench"
 
 
-def _throughput() -> object:
-    sys.path.insert(0, str(BENCH))  # throughput.py imports its neighbour common.py by name
-    try:
-        spec = importlib.util.spec_from_file_location("bench_throughput", BENCH / "throughput.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-    finally:
-        sys.path.remove(str(BENCH))
-
-
-def test_the_timed_cpu_of_the_run_process_and_its_children_is_shown_where_measured() -> None:
-    render = _throughput().render  # type: ignore[attr-defined]
+def test_the_timed_cpu_of_the_run_process_and_its_children_is_shown_where_measured(
+        bench_module: Callable[[str], ModuleType]) -> None:
+    render = bench_module("throughput").render
     stored = json.loads((BENCH / "results" / "throughput.json").read_text())
     older = copy.deepcopy(stored)
     for result in older["results"]:
@@ -43,16 +32,8 @@ def test_the_timed_cpu_of_the_run_process_and_its_children_is_shown_where_measur
             "collector 0.18 s), its worker processes and ticketing service 12.2 s (49%)") in lines
 
 
-def test_the_collector_clock_adds_up_collections_by_generation() -> None:
-    sys.path.insert(0, str(BENCH))
-    try:
-        spec = importlib.util.spec_from_file_location("bench_modes", BENCH / "modes.py")
-        assert spec is not None and spec.loader is not None
-        modes = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(modes)
-    finally:
-        sys.path.remove(str(BENCH))
-    clock = modes.CollectorClock()
+def test_the_collector_clock_adds_up_collections_by_generation(bench_module: Callable[[str], ModuleType]) -> None:
+    clock = bench_module("modes").CollectorClock()
     gc.callbacks.append(clock)
     try:
         gc.collect(0)

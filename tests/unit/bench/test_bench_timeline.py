@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
-BENCH = Path(__file__).resolve().parents[3] / "bench"
 
-
-def test_task_runs_are_listed_from_the_flow_start_and_steps_only_on_request(tmp_path: Path) -> None:
-    spec = importlib.util.spec_from_file_location("bench_timeline", BENCH / "timeline.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+def test_task_runs_are_listed_from_the_flow_start_and_steps_only_on_request(
+        tmp_path: Path, bench_module: Callable[[str], ModuleType]) -> None:
+    module = bench_module("timeline")
     database = tmp_path / "prefect-server" / "prefect.db"
     database.parent.mkdir()
     with sqlite3.connect(database) as connection:
