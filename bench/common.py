@@ -121,6 +121,44 @@ class MemoryPeak:
     server_mib: float = 0.0  # the Prefect server and its descendants
 
 
+CPU_GROUPS = ("mode", "children", "server")
+
+
+@dataclass
+class CpuTrack:
+    """The CPU seconds of one window's processes as they grow: the mode process itself, its
+    descendants (an Airlock run's worker processes and demo ticketing service) and the Prefect
+    server's tree. A process that has ended keeps the CPU it was last seen with, so each group's
+    total only grows. Where a run's process is busy all the time and its worker is not, this shows
+    when the worker waits: the totals at the end do not."""
+
+    started: float = field(default_factory=time.monotonic)
+    last: dict[int, tuple[str, float]] = field(default_factory=dict)  # pid -> (group, CPU seconds)
+    samples: list[tuple[float, dict[str, float]]] = field(default_factory=list)  # (seconds in, totals)
+
+    def add(self, now: float, seen: dict[int, tuple[str, float]]) -> None:
+        self.last.update(seen)
+        totals = dict.fromkeys(CPU_GROUPS, 0.0)
+        for group, seconds in self.last.values():
+            totals[group] += seconds
+        self.samples.append((now - self.started, totals))
+
+
+def cpu_timeline(samples: list[tuple[float, dict[str, float]]],
+                 step: float = 1.0) -> list[tuple[float, dict[str, float]]]:
+    """Each group's CPU as a percentage of one core over spans of about ``step`` seconds, from
+    ``CpuTrack.samples``: (end of the span in seconds, group -> percent)."""
+    rows: list[tuple[float, dict[str, float]]] = []
+    if not samples:
+        return rows
+    since, before = samples[0]
+    for at, totals in samples[1:]:
+        if at - since >= step:
+            rows.append((at, {g: 100 * (totals[g] - before[g]) / (at - since) for g in CPU_GROUPS}))
+            since, before = at, totals
+    return rows
+
+
 @dataclass
 class TreeSampler:
     """Samples the RSS of this process and all its descendants every ``interval`` seconds in a
@@ -131,6 +169,7 @@ class TreeSampler:
     server_pid: int | None = None
     mode_pid: int | None = None
     peak: MemoryPeak = field(default_factory=MemoryPeak)
+    cpu: CpuTrack = field(default_factory=CpuTrack)
     _stop: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _thread: threading.Thread | None = None
@@ -149,6 +188,7 @@ class TreeSampler:
         with self._lock:
             self.mode_pid = mode_pid
             self.peak = MemoryPeak()
+            self.cpu = CpuTrack()
         self.sample()
 
     def read(self) -> MemoryPeak:
@@ -168,19 +208,34 @@ class TreeSampler:
             return
         rss: dict[int, int] = {}
         parents: dict[int, int] = {}
+        cpu: dict[int, float] = {}
         for proc in procs:
             try:
                 rss[proc.pid] = proc.memory_info().rss
                 parents[proc.pid] = proc.ppid()
+                times = proc.cpu_times()
+                cpu[proc.pid] = times.user + times.system
             except psutil.Error:
                 continue
+        now = time.monotonic()
         with self._lock:
+            self.cpu.add(now, {pid: (group, seconds) for pid, seconds in cpu.items()
+                               if (group := self._group(pid, parents)) is not None})
             total = sum(rss.values())
             server = sum(v for pid, v in rss.items() if self._under(pid, self.server_pid, parents))
             mode = sum(v for pid, v in rss.items() if self._under(pid, self.mode_pid, parents))
             self.peak.tree_mib = max(self.peak.tree_mib, total / MIB)
             self.peak.server_mib = max(self.peak.server_mib, server / MIB)
             self.peak.mode_mib = max(self.peak.mode_mib, mode / MIB)
+
+    def _group(self, pid: int, parents: dict[int, int]) -> str | None:
+        if pid == self.mode_pid:
+            return "mode"
+        if self._under(pid, self.mode_pid, parents):
+            return "children"
+        if self._under(pid, self.server_pid, parents):
+            return "server"
+        return None  # the benchmark's own process
 
     @staticmethod
     def _under(pid: int, root: int | None, parents: dict[int, int]) -> bool:

@@ -29,12 +29,14 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (
+    CPU_GROUPS,
     PROJECT_DIR,
     PROJECT_ENV,
     SEED,
     PrefectServer,
     TreeSampler,
     base_env,
+    cpu_timeline,
     machine_info,
     remove_tree,
     versions,
@@ -166,6 +168,7 @@ class Bench:
             process.kill()
             code = process.wait()
         peak = self.sampler.read()
+        self.write_cpu_timeline(self.root / f"cpu-{mode}-{records}.csv")
         result: dict[str, Any] = {"mode": mode, "size": records, "process_seconds": time.perf_counter() - started,
                                   "memory": {k: round(v, 1) for k, v in asdict(peak).items()},
                                   "profiled": profile is not None,
@@ -183,6 +186,13 @@ class Bench:
         print(f"  {result['records_per_second']:,.0f} records/s, {result['wall_seconds']:.1f} s, "
               f"peak tree {peak.tree_mib:,.0f} MiB", file=sys.stderr)
         return result
+
+    def write_cpu_timeline(self, path: Path) -> None:
+        """The mode's CPU second by second (``bench/timeline.py`` prints it from a kept folder)."""
+        rows = cpu_timeline(self.sampler.cpu.samples)
+        lines = ["seconds," + ",".join(f"{group}_pct" for group in CPU_GROUPS)]
+        lines += [f"{at:.1f}," + ",".join(f"{shares[g]:.0f}" for g in CPU_GROUPS) for at, shares in rows]
+        path.write_text("\n".join(lines) + "\n")
 
     def run(self) -> dict[str, Any]:
         self.sampler.start()

@@ -6,6 +6,8 @@
 Reads the Prefect server's own database (``prefect-server/prefect.db``): for each task run its start
 and end in seconds from the first flow run's start, and how long it ran. Tool steps are left out unless
 ``--all``: the phases of a wave (tools, validation, commits) show in the load, validate and commit rows.
+Then, second by second, the CPU of the run's process, its children and the Prefect server, which
+``throughput.py`` records for each mode (``cpu-airlock-RECORDS.csv``).
 """
 
 from __future__ import annotations
@@ -51,7 +53,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not databases:
         parser.error(f"no Prefect server database under {args.folder}: was it kept with --keep?")
     print("\n".join(timeline(databases[0], steps=args.all)))
+    for table in sorted(args.folder.glob("cpu-airlock-*.csv")):
+        print("\n".join(["", *cpu_lines(table)]))
     return 0
+
+
+def cpu_lines(table: Path) -> list[str]:
+    """A CPU timeline the benchmark wrote (``cpu-MODE-RECORDS.csv``), one line per second: the
+    share of a core the run's process, its children (worker processes, the demo ticketing service)
+    and the Prefect server used. Its clock starts with the mode process, before the flow starts."""
+    rows = [line.split(",") for line in table.read_text().splitlines()[1:] if line]
+    lines = [f"{table.name}: % of one core, by seconds since the mode process started",
+             "seconds  run's process  children  server"]
+    lines += [f"{float(at):7.1f}  {mode:>13}  {children:>8}  {server:>6}" for at, mode, children, server in rows]
+    return lines
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ def bench_module() -> Callable[[str], ModuleType]:
             spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
             assert spec is not None and spec.loader is not None
             module = importlib.util.module_from_spec(spec)
+            sys.modules[spec.name] = module  # dataclasses look their module up there
             spec.loader.exec_module(module)
             return module
         finally:
