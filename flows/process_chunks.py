@@ -23,6 +23,7 @@ from prefect.futures import PrefectFuture, wait
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import opaque
 
+from airlock.dataset import ChunkRecords
 from airlock.execute import StepResult
 from airlock.plan import Plan
 from airlock.settings import Settings
@@ -116,7 +117,7 @@ def _release(futures: list[PrefectFuture[Any]], _commit: PrefectFuture[Any]) -> 
             value.failures.clear()
         elif isinstance(value, ChunkVerdicts):
             value.passed.clear()
-        elif isinstance(value, list):
+        elif isinstance(value, ChunkRecords):
             value.clear()
 
 

@@ -72,7 +72,7 @@ def commit_records(run_id: str, plan: Plan, passed: Sequence[tuple[str, dict[str
 
 
 def commit_chunk_fn(run_id: str, plan: Plan, verdicts: ChunkVerdicts, dry_run: bool, actor: str,
-                    retry_refused: bool = False, records: list[dict[str, Any]] | None = None) -> CommitSummary:
+                    retry_refused: bool = False, records: Sequence[dict[str, Any]] | None = None) -> CommitSummary:
     res = resources()
     store = res.store
     if store.get_step_outcome(run_id, MARKER, verdicts.chunk_no) is not None:

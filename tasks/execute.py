@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from prefect import task
@@ -14,7 +15,7 @@ from airlock.plan import Plan
 from tasks.resources import resources
 
 
-def execute_step_fn(run_id: str, plan: Plan, step_id: str, chunk_no: int, records: list[dict[str, Any]],
+def execute_step_fn(run_id: str, plan: Plan, step_id: str, chunk_no: int, records: Sequence[dict[str, Any]],
                     prior: dict[str, StepResult]) -> StepResult:
     res = resources()
     store = res.store

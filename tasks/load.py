@@ -6,13 +6,12 @@ import math
 import uuid
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, ConfigDict
 
-from airlock.dataset import read_dataset
+from airlock.dataset import ChunkRecords, read_dataset
 from airlock.errors import NotFound, StateConflict
 from airlock.plan import Plan
 from airlock.recovery import reap
@@ -103,5 +102,5 @@ pin_run = task(name="pin-run", cache_policy=NO_CACHE)(pin_run_fn)
 
 
 @task(name="load-chunk", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1)
-def load_chunk(run_id: str, chunk_no: int) -> list[dict[str, Any]]:
-    return resources().store.chunk_records(run_id, chunk_no)
+def load_chunk(run_id: str, chunk_no: int) -> ChunkRecords:
+    return ChunkRecords(resources().store.chunk_records(run_id, chunk_no))

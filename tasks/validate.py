@@ -9,6 +9,7 @@ takes every claim the run's stored verdicts hold."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from prefect import task
@@ -24,7 +25,7 @@ from tasks.verdicts import ChunkVerdicts, judge_chunk
 MARKER = "@validate"
 
 
-def validate_chunk_fn(run_id: str, plan: Plan, chunk_no: int, records: list[dict[str, Any]],
+def validate_chunk_fn(run_id: str, plan: Plan, chunk_no: int, records: Sequence[dict[str, Any]],
                       results: dict[str, StepResult]) -> ChunkVerdicts:
     res = resources()
     gate = res.run_claims.get(run_id)

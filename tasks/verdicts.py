@@ -4,6 +4,7 @@ must stay importable without Prefect: a worker imports it by name."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,7 +47,7 @@ class ChunkJudgement:
     dead_rows: list[dict[str, Any]] = field(default_factory=list)
 
 
-def judge_chunk(plan: Plan, chunk_no: int, records: list[dict[str, Any]], results: dict[str, StepResult],
+def judge_chunk(plan: Plan, chunk_no: int, records: Sequence[dict[str, Any]], results: dict[str, StepResult],
                 claimed: Claimed | None = None) -> ChunkJudgement:
     checked = validate_chunk(plan, records, results, gx=process_gx(), suite_factory=build_suite,
                              contract=ProposedAccount, rules=RULES, claimed=claimed)

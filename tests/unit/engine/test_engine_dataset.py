@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import pickle
 from pathlib import Path
 
 import pytest
 
-from airlock.dataset import read_dataset, read_header
+from airlock.dataset import ChunkRecords, read_dataset, read_header
 from airlock.errors import InputDataError
 
 
@@ -99,3 +100,14 @@ def test_short_rows_blank_lines_and_the_sample_read_as_dict_reader_reads_them(tm
     with sample.open(newline="", encoding="utf-8-sig") as handle:
         expected = [{k.strip(): (v or "").strip() for k, v in row.items()} for row in csv.DictReader(handle)]
     assert read_dataset(sample, key="id", required=[]).records == expected
+
+
+def test_chunk_records_read_as_the_list_they_hold_and_travel_whole() -> None:
+    rows = [{"id": "A1"}, {"id": "A2"}, {"id": "A3"}]
+    records = ChunkRecords(rows)
+    assert len(records) == 3 and list(records) == rows and records[1] == {"id": "A2"}
+    assert records[1:] == rows[1:] and records[-1] is rows[-1]
+    copied = pickle.loads(pickle.dumps(records))  # as a chunk goes to a worker process
+    assert isinstance(copied, ChunkRecords) and list(copied) == rows
+    records.clear()
+    assert len(records) == 0 and rows == []
