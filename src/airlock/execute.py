@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import gc
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -128,15 +128,26 @@ class ToolCache:
         return sum(len(entries) for entries in list(self._entries.values()))
 
 
-def resolve_binding(binding: Binding, record: Record, prior: dict[str, StepResult], record_id: str) -> Any:
-    if binding.source == "record":
-        value = record.get(binding.field or "")
-        return None if value == "" else value
-    if binding.source == "step":
-        return prior[binding.step or ""].outputs[record_id].get(binding.field or "")
-    if binding.source == "literal":
-        return binding.value
-    raise ValueError(f"binding {binding} is not available in the propose phase")
+# How a binding reads its value (see binding_readers).
+_FROM_RECORD, _FROM_STEP, _LITERAL = 0, 1, 2
+
+
+def binding_readers(bindings: Iterable[tuple[str, Binding]],
+                    prior: dict[str, StepResult]) -> list[tuple[str, int, Any, dict[str, dict[str, Any]] | None]]:
+    """Each binding of a step as (input name, kind, field or literal value, outputs of the step it
+    reads): worked out once per step and chunk, so that building a record's payload is a few dict
+    lookups (this loop runs for every record of every step, in the run's process)."""
+    readers: list[tuple[str, int, Any, dict[str, dict[str, Any]] | None]] = []
+    for name, binding in bindings:
+        if binding.source == "record":
+            readers.append((name, _FROM_RECORD, binding.field or "", None))
+        elif binding.source == "step":
+            readers.append((name, _FROM_STEP, binding.field or "", prior[binding.step or ""].outputs))
+        elif binding.source == "literal":
+            readers.append((name, _LITERAL, binding.value, None))
+        else:
+            raise ValueError(f"binding {binding} is not available in the propose phase")
+    return readers
 
 
 def failed_earlier(prior: dict[str, StepResult]) -> set[str]:
@@ -171,12 +182,22 @@ def step_payloads(plan: Plan, step: Step, records: Sequence[Record],
     earlier step are left out (they are dead letters already)."""
     skip = failed_earlier(prior)
     key_field = plan.dataset.key
-    bindings = step.inputs.items()
+    readers = binding_readers(step.inputs.items(), prior)
     payloads: dict[str, dict[str, Any]] = {}
     for record in records:
         record_id = str(record[key_field])
-        if record_id not in skip:
-            payloads[record_id] = {name: resolve_binding(b, record, prior, record_id) for name, b in bindings}
+        if record_id in skip:
+            continue
+        payload: dict[str, Any] = {}
+        for name, kind, what, outputs in readers:
+            if kind == _FROM_RECORD:
+                value = record.get(what)
+                payload[name] = None if value == "" else value  # an empty CSV cell is a missing value
+            elif kind == _FROM_STEP:
+                payload[name] = outputs[record_id].get(what)  # type: ignore[index]
+            else:
+                payload[name] = what
+        payloads[record_id] = payload
     return payloads
 
 

@@ -19,8 +19,9 @@ from airlock.execute import (
     confidence_of,
     flags_of,
     run_step,
+    step_payloads,
 )
-from airlock.plan import Plan
+from airlock.plan import Plan, Step
 from airlock.registry import SideEffect, ToolRegistry, ToolSpec, tool
 
 RECORDS = [{"id": "1", "name": "acme"}, {"id": "2", "name": "boom"}, {"id": "3", "name": "beta"}]
@@ -255,6 +256,24 @@ def test_step_outputs_feed_later_steps_and_empty_values_become_none(sleeps: list
     assert first.outputs["2"]["upper"] == ""  # the tool saw None ('' in a record means missing) and said ''
     second = run_step(plan, plan.steps[1], registry, records, {"up": first}, sleep=sleeps.append)
     assert lengths == ["ACME", ""] and second.outputs["1"]["length"] == 4
+
+
+def test_payloads_hold_each_binding_and_a_proposal_binding_is_refused_before_the_commit_phase() -> None:
+    plan = plan_with(
+        [{"id": "up", "tool": "upper", "inputs": {"name": "record.name", "mode": {"literal": "strict"},
+                                                   "earlier": "steps.prev.value"}}],
+        {"upper": "steps.up.upper"},
+    )
+    prior = {"prev": StepResult(step_id="prev", outputs={"1": {"value": 7}, "2": {"value": None}},
+                                failures={"3": RecordFailure("t", "h", "E", "no", False, [], {})})}
+    records = [{"id": "1", "name": "acme"}, {"id": "2", "name": ""}, {"id": "3", "name": "gone"}]
+    assert step_payloads(plan, plan.steps[0], records, prior) == {
+        "1": {"name": "acme", "mode": "strict", "earlier": 7},
+        "2": {"name": None, "mode": "strict", "earlier": None},  # record 3 failed earlier: left out
+    }
+    late = Step.model_validate({"id": "late", "tool": "upper", "inputs": {"name": "proposal.domain"}})
+    with pytest.raises(ValueError, match="not available in the propose phase"):
+        step_payloads(plan, late, records, {})
 
 
 def test_literals_reach_the_tool(sleeps: list[float]) -> None:
