@@ -130,21 +130,22 @@ class ToolCache:
 
 # How a binding reads its value (see binding_readers).
 _FROM_RECORD, _FROM_STEP, _LITERAL = 0, 1, 2
+_NO_OUTPUTS: dict[str, dict[str, Any]] = {}  # what a reader that reads no step holds as outputs
 
 
 def binding_readers(bindings: Iterable[tuple[str, Binding]],
-                    prior: dict[str, StepResult]) -> list[tuple[str, int, Any, dict[str, dict[str, Any]] | None]]:
+                    prior: dict[str, StepResult]) -> list[tuple[str, int, Any, dict[str, dict[str, Any]]]]:
     """Each binding of a step as (input name, kind, field or literal value, outputs of the step it
     reads): worked out once per step and chunk, so that building a record's payload is a few dict
     lookups (this loop runs for every record of every step, in the run's process)."""
-    readers: list[tuple[str, int, Any, dict[str, dict[str, Any]] | None]] = []
+    readers: list[tuple[str, int, Any, dict[str, dict[str, Any]]]] = []
     for name, binding in bindings:
         if binding.source == "record":
-            readers.append((name, _FROM_RECORD, binding.field or "", None))
+            readers.append((name, _FROM_RECORD, binding.field or "", _NO_OUTPUTS))
         elif binding.source == "step":
             readers.append((name, _FROM_STEP, binding.field or "", prior[binding.step or ""].outputs))
         elif binding.source == "literal":
-            readers.append((name, _LITERAL, binding.value, None))
+            readers.append((name, _LITERAL, binding.value, _NO_OUTPUTS))
         else:
             raise ValueError(f"binding {binding} is not available in the propose phase")
     return readers
@@ -194,7 +195,7 @@ def step_payloads(plan: Plan, step: Step, records: Sequence[Record],
                 value = record.get(what)
                 payload[name] = None if value == "" else value  # an empty CSV cell is a missing value
             elif kind == _FROM_STEP:
-                payload[name] = outputs[record_id].get(what)  # type: ignore[index]
+                payload[name] = outputs[record_id].get(what)
             else:
                 payload[name] = what
         payloads[record_id] = payload
