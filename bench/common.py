@@ -219,11 +219,12 @@ class TreeSampler:
                 continue
         now = time.monotonic()
         with self._lock:
+            groups = {pid: self._group(pid, parents) for pid in rss}
             self.cpu.add(now, {pid: (group, seconds) for pid, seconds in cpu.items()
-                               if (group := self._group(pid, parents)) is not None})
+                               if (group := groups[pid]) is not None})
             total = sum(rss.values())
-            server = sum(v for pid, v in rss.items() if self._under(pid, self.server_pid, parents))
-            mode = sum(v for pid, v in rss.items() if self._under(pid, self.mode_pid, parents))
+            server = sum(v for pid, v in rss.items() if groups[pid] == "server")
+            mode = sum(v for pid, v in rss.items() if groups[pid] in ("mode", "children"))
             self.peak.tree_mib = max(self.peak.tree_mib, total / MIB)
             self.peak.server_mib = max(self.peak.server_mib, server / MIB)
             self.peak.mode_mib = max(self.peak.mode_mib, mode / MIB)
