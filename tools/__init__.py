@@ -8,6 +8,7 @@ field and keeps later producers of the same field as fallbacks (``classify_indus
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from functools import lru_cache, partial
 from pathlib import Path
 
@@ -75,6 +76,13 @@ def load_taxonomy(data_dir: Path) -> Taxonomy:
     return _taxonomy(_stamp(data_dir / TAXONOMY_FILE))
 
 
+def _checked_loader(data_dir: Path) -> Callable[[], FirmographicsIndex]:
+    """The reference loaded later, checked now: a missing file or column is a clear error before a run
+    starts, not a failed lookup for every record."""
+    FirmographicsIndex.check_csv(data_dir / REFERENCE_FILE)
+    return partial(load_firmographics, data_dir)
+
+
 def build_registry(project_dir: Path, crm_url: str, tickets: TicketClient | None = None,
                    model: ModelClient | None = None, model_batch_size: int = 20, *,
                    data_dir: Path | None = None, reference_on_first_lookup: bool = False) -> ToolRegistry:
@@ -84,8 +92,9 @@ def build_registry(project_dir: Path, crm_url: str, tickets: TicketClient | None
     Nothing here connects to either: the CRM creates its schema on its first write, so a run can
     plan and execute while it is down. With a ``model``, the model-backed tools are registered too,
     last, so that they are never a structured request's first choice. ``reference_on_first_lookup``
-    defers reading the reference firmographics to the first lookup: for tool worker processes, which
-    run only pure tools and would otherwise each hold the whole reference."""
+    defers building the reference index to the first lookup (its file and columns are checked now):
+    a run's process then builds it while the first chunks' tools run rather than before the run
+    starts, and a tool worker process, which runs only pure tools, never does."""
     data_dir = Path(data_dir) if data_dir is not None else Path(project_dir) / "data"
     taxonomy = load_taxonomy(data_dir)
     registry = ToolRegistry(
@@ -94,7 +103,7 @@ def build_registry(project_dir: Path, crm_url: str, tickets: TicketClient | None
             check_email,
             normalize_country,
             normalize_phone,
-            make_lookup_firmographics(partial(load_firmographics, data_dir) if reference_on_first_lookup
+            make_lookup_firmographics(_checked_loader(data_dir) if reference_on_first_lookup
                                       else load_firmographics(data_dir)),
             make_classify_industry(taxonomy),
             make_guess_industry_from_name(taxonomy),

@@ -13,11 +13,11 @@ from __future__ import annotations
 import csv
 import re
 import sys
+import threading
 import unicodedata
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -119,6 +119,16 @@ class FirmographicsIndex:
             key: (members, [self._normalized[i] for i in members]) for key, members in blocks.items()
         }
 
+    @staticmethod
+    def check_csv(path: Path | str) -> None:
+        """The reference can be read and has every column: what a run checks before it starts when
+        the index itself is built later, on the first lookup."""
+        try:
+            with Path(path).open(newline="", encoding="utf-8") as handle:
+                _columns(Path(path), next(csv.reader(handle), []))
+        except OSError as error:
+            raise InputDataError(f"cannot read reference firmographics {path}: {error}") from error
+
     @classmethod
     def from_csv(cls, path: Path | str) -> FirmographicsIndex:
         path = Path(path)
@@ -128,11 +138,7 @@ class FirmographicsIndex:
         try:
             with path.open(newline="", encoding="utf-8") as handle:
                 reader = csv.reader(handle)
-                header = next(reader, [])
-                missing = [c for c in REFERENCE_COLUMNS if c not in header]
-                if missing:
-                    raise InputDataError(f"{path}: reference firmographics lack the column(s) {', '.join(missing)}")
-                name, domain, country, industry, employees = (header.index(c) for c in REFERENCE_COLUMNS)
+                name, domain, country, industry, employees = _columns(path, next(reader, []))
                 companies = [
                     ReferenceCompany(
                         row[name].strip(), row[domain].strip().lower(), intern(row[country].strip().upper()),
@@ -201,6 +207,14 @@ class FirmographicsIndex:
         return FirmographicsMatch(company, score, flags)
 
 
+def _columns(path: Path, header: list[str]) -> tuple[int, ...]:
+    """The positions of ``REFERENCE_COLUMNS`` in the reference's header."""
+    missing = [c for c in REFERENCE_COLUMNS if c not in header]
+    if missing:
+        raise InputDataError(f"{path}: reference firmographics lack the column(s) {', '.join(missing)}")
+    return tuple(header.index(c) for c in REFERENCE_COLUMNS)
+
+
 class FirmographicsInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -219,11 +233,28 @@ class FirmographicsOutput(BaseModel):
     flags: list[str] = []
 
 
+def _once(load: Callable[[], FirmographicsIndex]) -> Callable[[], FirmographicsIndex]:
+    """``load`` called on the first lookup only, however many task threads look up at once (an
+    index of 250,000 companies takes a second or two to build: the chunks of a wave look up at the
+    same time, and must not each build it)."""
+    lock = threading.Lock()
+    built: list[FirmographicsIndex] = []
+
+    def loaded() -> FirmographicsIndex:
+        if not built:
+            with lock:
+                if not built:
+                    built.append(load())
+        return built[0]
+
+    return loaded
+
+
 def make_lookup_firmographics(index: FirmographicsIndex | Callable[[], FirmographicsIndex]) -> ToolSpec[Any, Any]:
     """The lookup tool bound to one reference index, or to a function that loads it on the first
     lookup (a process that may never look anything up need not hold the reference); it is called
     once, not per lookup."""
-    load = cache(index) if callable(index) else (lambda: index)
+    load = _once(index) if callable(index) else (lambda: index)
 
     @tool(effect=SideEffect.READ, version="1")
     def lookup_firmographics(data: FirmographicsInput) -> FirmographicsOutput:

@@ -101,6 +101,31 @@ def test_contract(lookup: ToolSpec[Any, Any]) -> None:
     assert lookup.produces == ("matched_name", "ref_industry", "ref_employees")
 
 
+def test_an_index_loaded_on_first_use_is_built_once_whatever_the_threads() -> None:
+    import threading
+    import time
+
+    built: list[int] = []
+
+    def load() -> FirmographicsIndex:
+        built.append(threading.get_ident())
+        time.sleep(0.05)  # long enough for the other threads to arrive while it builds
+        return FirmographicsIndex(COMPANIES)
+
+    lookup = make_lookup_firmographics(load)
+    assert built == []  # nothing is read until asked
+    names = []
+    threads = [threading.Thread(target=lambda: names.append(lookup.call({"domain": "bluepeak.com"}).matched_name))
+               for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert names == ["Bluepeak Software Inc."] * 8 and len(built) == 1
+    lookup.call({"name": "Nordwind Energy"})
+    assert len(built) == 1
+
+
 def test_from_csv_rejects_wrong_columns(tmp_path: Path) -> None:
     bad = tmp_path / "ref.csv"
     bad.write_text("name,domain\nA,a.de\n", encoding="utf-8")

@@ -103,12 +103,21 @@ def test_airlock_data_dir_reaches_the_runs_registry(airlock_env: Path, monkeypat
 
 
 def test_reference_on_first_lookup(tmp_path: Path, project_dir: Path, data_dir: Path) -> None:
-    """A worker's registry reads the reference only if a lookup comes (none does: lookups are not pure)."""
+    """A run's registry (and a worker's) builds the reference index on the first lookup: the run's
+    process looks up only once its chunks' tools run, and its worker processes never do. The file
+    and its columns are checked when the registry is built, before a run starts."""
     own = _own_reference(tmp_path / "reference", data_dir)
     (own / "reference_firmographics.csv").write_text("name,domain\nX,x.de\n", encoding="utf-8")
-    with pytest.raises(InputDataError, match="lack the column"):
-        build_registry(project_dir, "sqlite:///:memory:", data_dir=own)
+    for lazily in (False, True):  # a missing column is found before any run starts either way
+        with pytest.raises(InputDataError, match="lack the column"):
+            build_registry(project_dir, "sqlite:///:memory:", data_dir=own, reference_on_first_lookup=lazily)
+    (own / "reference_firmographics.csv").unlink()
+    with pytest.raises(InputDataError, match="cannot read reference firmographics"):
+        build_registry(project_dir, "sqlite:///:memory:", data_dir=own, reference_on_first_lookup=True)
+    # A row that cannot be read is found when the index is built: the first lookup fails clearly.
+    (own / "reference_firmographics.csv").write_text(
+        "name,domain,country_code,industry,employees\nX,x.de,DE,Retail,many\n", encoding="utf-8")
     lookup = build_registry(project_dir, "sqlite:///:memory:", data_dir=own,
                             reference_on_first_lookup=True)["lookup_firmographics"]
-    with pytest.raises(InputDataError, match="lack the column"):
+    with pytest.raises(InputDataError, match="not a whole number"):
         lookup.call({"domain": "x.de"})
