@@ -17,6 +17,7 @@ from pydantic import BaseModel
 
 from airlock.execute import TOOL_KEY, RecordFailure, StepResult, confidence_of, flags_of
 from airlock.plan import Plan
+from airlock.registry import FLAGS_FIELD
 from airlock.validation.findings import Finding, Proposal, RecordVerdict, Verdict, decide, risk_of, values_hash
 from airlock.validation.gx_runner import GxReport, GxRunner, RunScoped, SuiteFactory, process_gx, warm_process_gx
 from airlock.validation.rules import Rule, check_contract, check_policy, check_rules
@@ -46,6 +47,11 @@ def build_proposals(
         for record_id, failure in results[step.id].failures.items():
             failures.setdefault(record_id, (step.id, failure))
     key = plan.dataset.key
+    # Each step's outputs and each proposed field's source looked up once per chunk, not per record:
+    # this loop runs for every record of a run.
+    every_output = [results[step.id].outputs for step in plan.steps]
+    fields = [(name, results[binding.step or ""].outputs, binding.field or "", binding.step)
+              for name, binding in plan.proposes.items()]
     proposals: list[Proposal] = []
     for record in records:
         record_id = str(record[key])
@@ -54,13 +60,15 @@ def build_proposals(
         after: dict[str, Any] = {}
         sources: dict[str, dict[str, Any]] = {}
         flags: set[str] = set()
-        for step in plan.steps:
-            flags.update(flags_of(results[step.id].outputs.get(record_id, {})))
-        for name, binding in plan.proposes.items():
-            output = results[binding.step or ""].outputs[record_id]
-            after[name] = output.get(binding.field or "")
-            sources[name] = {"step": binding.step, "tool": output.get(TOOL_KEY), "confidence": confidence_of(output)}
-        before = {name: (record.get(name) or None) for name in plan.proposes}
+        for outputs in every_output:
+            output = outputs.get(record_id)
+            if output is not None and output.get(FLAGS_FIELD):
+                flags.update(flags_of(output))
+        for name, outputs, field_name, step_id in fields:
+            output = outputs[record_id]
+            after[name] = output.get(field_name)
+            sources[name] = {"step": step_id, "tool": output.get(TOOL_KEY), "confidence": confidence_of(output)}
+        before = {name: (record.get(name) or None) for name in after}
         proposals.append(Proposal(record_id, after, before, sources, sorted(flags)))
     return proposals, failures
 
