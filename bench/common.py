@@ -105,7 +105,7 @@ def versions(project_dir: Path = PROJECT_DIR) -> dict[str, str]:
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=project_dir, capture_output=True,
                                 text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=project_dir, capture_output=True, text=True,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=project_dir, capture_output=True, text=True,
                                check=True).stdout.strip()
         found["git"] = commit + ("+uncommitted" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
