@@ -105,8 +105,9 @@ def versions(project_dir: Path = PROJECT_DIR) -> dict[str, str]:
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=project_dir, capture_output=True,
                                 text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=project_dir, capture_output=True, text=True,
-                               check=True).stdout.strip()
+        # Tracked files only: a run's own output files in bench/results/ say nothing about the code measured.
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=project_dir,
+                               capture_output=True, text=True, check=True).stdout.strip()
         found["git"] = commit + ("+uncommitted" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         found["git"] = "unknown"
