@@ -236,16 +236,23 @@ class FirmographicsOutput(BaseModel):
 def _once(load: Callable[[], FirmographicsIndex]) -> Callable[[], FirmographicsIndex]:
     """``load`` called on the first lookup only, however many task threads look up at once (an
     index of 250,000 companies takes a second or two to build: the chunks of a wave look up at the
-    same time, and must not each build it)."""
+    same time, and must not each build it). A reference that cannot be read fails every lookup with
+    the same error, read once: not once per record."""
     lock = threading.Lock()
-    built: list[FirmographicsIndex] = []
+    built: list[FirmographicsIndex | InputDataError] = []
 
     def loaded() -> FirmographicsIndex:
         if not built:
             with lock:
                 if not built:
-                    built.append(load())
-        return built[0]
+                    try:
+                        built.append(load())
+                    except InputDataError as error:
+                        built.append(error)
+        found = built[0]
+        if isinstance(found, InputDataError):
+            raise InputDataError(str(found))
+        return found
 
     return loaded
 

@@ -126,6 +126,20 @@ def test_an_index_loaded_on_first_use_is_built_once_whatever_the_threads() -> No
     assert len(built) == 1
 
 
+def test_a_reference_that_cannot_be_read_is_read_once_and_fails_every_lookup() -> None:
+    attempts: list[int] = []
+
+    def load() -> FirmographicsIndex:
+        attempts.append(1)
+        raise InputDataError("reference.csv: an employee count is not a whole number")
+
+    lookup = make_lookup_firmographics(load)
+    for _ in range(3):  # a record each: the file is not read again for each of them
+        with pytest.raises(InputDataError, match="not a whole number"):
+            lookup.call({"name": "Nordwind"})
+    assert len(attempts) == 1
+
+
 def test_from_csv_rejects_wrong_columns(tmp_path: Path) -> None:
     bad = tmp_path / "ref.csv"
     bad.write_text("name,domain\nA,a.de\n", encoding="utf-8")
