@@ -20,7 +20,7 @@ from airlock.plan import Plan
 from airlock.store import Store
 from airlock.validation import Claimed, merge_claims
 from tasks.resources import resources
-from tasks.verdicts import ChunkVerdicts, judge_chunk
+from tasks.verdicts import ChunkVerdicts, judge_chunk, stored_changes
 
 MARKER = "@validate"
 
@@ -44,7 +44,7 @@ def validate_chunk_fn(run_id: str, plan: Plan, chunk_no: int, records: Sequence[
         # Before storing, which takes a while: the next chunk may be judged meanwhile. Should storing
         # fail, the claims stay published, which only errs on the side of review.
         gate.publish(chunk_no, judged.verdicts.claims)
-    res.store.save_chunk_verdicts(run_id, chunk_no, proposal_rows=judged.proposal_rows,
+    res.store.save_chunk_verdicts(run_id, chunk_no, proposal_rows=stored_changes(judged.proposal_rows),
                                   review_rows=judged.review_rows, dead_letter_rows=judged.dead_rows,
                                   marker_step=MARKER, marker=judged.verdicts.to_bytes())
     return judged.verdicts

@@ -343,3 +343,21 @@ def test_bulk_inserts_store_what_sqlalchemy_would_whichever_way_they_go(store: S
         assert got["before_image"] == {"domain": None, "note": "é"} and got["error"] is None
         assert got["attempts"] == 0 and got["status"] == "intent"
         assert got["created_at"].replace(tzinfo=UTC) == now
+
+
+def test_changes_encoded_already_are_stored_as_they_are(store: Store, make_run: MakeRun) -> None:
+    """A chunk's proposal changes arrive as JSON from the process that judged them; marked as such
+    (``orjson.Fragment``) they are written without being decoded and encoded again, and read back
+    as the values they encode."""
+    import orjson
+
+    make_run(store, "r1")
+    changes = {"domain": {"before": None, "after": "müller.de", "step": "domain", "confidence": 0.9}}
+    store.save_chunk_verdicts("r1", 0, proposal_rows=[
+        {"record_id": "A1", "chunk_no": 0, "changes": orjson.Fragment(orjson.dumps(changes)),
+         "proposal_hash": "h1", "verdict": "pass", "reasons": [], "outcome": "proposed"},
+        {"record_id": "A2", "chunk_no": 0, "changes": orjson.Fragment(b"{}"), "proposal_hash": "",
+         "verdict": None, "reasons": ["failed:domain"], "outcome": "dead_lettered"},
+    ], review_rows=[], dead_letter_rows=[], marker_step="@validate", marker=b"{}")
+    stored = {row["record_id"]: row["changes"] for row in store.proposals_for("r1")}
+    assert stored == {"A1": changes, "A2": {}}
