@@ -84,7 +84,10 @@ def test_approve_a_paused_run_in_the_prefect_ui(browser: Any, prefect_server: tu
         page.get_by_role("button", name="Resume").first.click()
         dialog = page.locator(".p-modal__card")
         dialog.get_by_text("Resume Flow Run").wait_for()
-        assert dialog.get_by_text("needs review").count() == 1  # our description, rendered from markdown
+        # Our description, rendered from markdown: the dialog shows its title first and the run's
+        # input form and description once it has fetched them.
+        dialog.get_by_text("needs review").wait_for()
+        assert dialog.get_by_text("needs review").count() == 1
         dialog.get_by_role("switch").first.click()  # Approve All
         dialog.locator("textarea").first.fill("looked fine in the dashboard")
         dialog.get_by_role("button", name="Submit").click()
