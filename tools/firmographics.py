@@ -11,11 +11,9 @@ word, so a misspelt name still meets its company in one of its blocks.
 from __future__ import annotations
 
 import csv
-import re
 import sys
 import threading
 import unicodedata
-from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +36,11 @@ MIN_SCORE = 60.0
 COUNTRY_PENALTY = 5.0  # same name, other country: often a sister company, so only a nudge
 DOMAIN_PENALTY = 10.0  # the account has its own domain and it is not the candidate's
 BLOCK_PREFIX = 3
-_NOT_ALNUM = re.compile(r"[^a-z0-9]+")
+# For lower-case ASCII: "&" reads "and", dots go ("S.p.A." -> "spa", "K.K." -> "kk"), anything else
+# that is not a letter or a digit separates words. One translate, not a regex: it runs for every
+# reference company when the index is built, and for every lookup.
+_TO_WORDS = str.maketrans({**{chr(c): " " for c in range(128) if not chr(c).isalnum() or chr(c).isupper()},
+                           "&": " and ", ".": None})
 
 
 class ReferenceCompany(NamedTuple):
@@ -62,8 +64,7 @@ def normalize_name(name: str) -> str:
     """Lower case, accents and punctuation gone, ``&`` as ``and``, legal forms and a leading "the" dropped:
     ``The Nordwind Logistics GmbH & Co. KG`` becomes ``nordwind logistics``."""
     text = (name if name.isascii() else unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()).lower()
-    text = text.replace("&", " and ").replace(".", "")  # "S.p.A." -> "spa", "K.K." -> "kk"
-    tokens = _NOT_ALNUM.sub(" ", text).split()
+    tokens = text.translate(_TO_WORDS).split()
     if len(tokens) > 1 and tokens[0] == "the":
         tokens = tokens[1:]
     while len(tokens) > 1 and (tokens[-1] in LEGAL_FORMS or tokens[-1] == "and"):
@@ -100,24 +101,26 @@ class FirmographicsIndex:
         # name would be 250,000 lists).
         self._by_name: dict[str, int] = {}
         self._shared_names: dict[str, list[int]] = {}
-        blocks: defaultdict[str, list[int]] = defaultdict(list)
+        # rapidfuzz wants a block's names side by side: each block keeps them aligned with its members.
+        self._blocks: dict[str, tuple[list[int], list[str]]] = {}
         self._normalized: list[str] = []
-        for i, company in enumerate(self.companies):
-            if company.domain:
-                self._by_domain.setdefault(company.domain.lower(), i)
-            normalized = normalize_name(company.name)
-            self._normalized.append(normalized)
+        # Bound once: this loop runs once per reference company (250,000 at 100,000 accounts).
+        by_domain, by_name, blocks, normalized_names = self._by_domain, self._by_name, self._blocks, self._normalized
+        for i, (name, domain, *_) in enumerate(self.companies):
+            if domain:
+                by_domain.setdefault(domain if domain.islower() else domain.lower(), i)
+            normalized = normalize_name(name)
+            normalized_names.append(normalized)
             if normalized:
-                first = self._by_name.setdefault(normalized, i)
+                first = by_name.setdefault(normalized, i)
                 if first != i:
-                    shared = self._shared_names.setdefault(normalized, [first])
-                    shared.append(i)
+                    self._shared_names.setdefault(normalized, [first]).append(i)
                 for key in block_keys(normalized):
-                    blocks[key].append(i)
-        # rapidfuzz wants the names side by side; keep them aligned with the company indices.
-        self._blocks: dict[str, tuple[list[int], list[str]]] = {
-            key: (members, [self._normalized[i] for i in members]) for key, members in blocks.items()
-        }
+                    block = blocks.get(key)
+                    if block is None:
+                        block = blocks[key] = ([], [])
+                    block[0].append(i)
+                    block[1].append(normalized)
 
     @staticmethod
     def check_csv(path: Path | str) -> None:
