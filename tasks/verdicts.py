@@ -16,7 +16,7 @@ from airlock.validation import Claimed, Claims, Verdict, process_gx, risk_of, va
 from expectations.accounts import RULES, ProposedAccount, build_suite
 
 OUTCOME_OF = {Verdict.PASS: "proposed", Verdict.REVIEW: "pending_review", Verdict.REJECT: "rejected"}
-NO_CHANGES = orjson.dumps({})
+NO_CHANGES = "{}"
 
 
 def stored_changes(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -52,7 +52,7 @@ class ChunkJudgement:
     """The verdicts, and the proposal, review-item and dead-letter rows to store with them. A
     proposal row's ``changes`` (a field -> before, after, source mapping per record) come as JSON
     already: encoded here, where judging runs (often a worker process), they cross to the run's
-    process as one bytes object per record instead of six small dicts to unpickle and encode again
+    process as one string per record instead of six small dicts to unpickle and encode again
     (for a 12,500-record chunk, unpickling and storing them took the run's process 0.13 s, now 0.03 s;
     pickling them in the worker 0.15 s, now 0.03 s after 0.05 s of encoding). ``stored_changes``
     makes them a value the store's JSON columns take as it is."""
@@ -73,7 +73,9 @@ def judge_chunk(plan: Plan, chunk_no: int, records: Sequence[dict[str, Any]], re
         verdict = checked.verdicts[proposal.record_id]
         proposal_hash = proposal.proposal_hash  # a hash of the values: compute it once per record
         judged.proposal_rows.append({
-            "record_id": proposal.record_id, "chunk_no": chunk_no, "changes": orjson.dumps(proposal.changes()),
+            "record_id": proposal.record_id, "chunk_no": chunk_no,
+            # A str: each bytes object orjson returns keeps a 4 KiB buffer (50 MiB for a 12,500-record chunk).
+            "changes": orjson.dumps(proposal.changes()).decode(),
             "proposal_hash": proposal_hash, "verdict": verdict.verdict.value, "reasons": verdict.reasons,
             "outcome": OUTCOME_OF[verdict.verdict],
         })

@@ -354,7 +354,7 @@ def test_changes_encoded_already_are_stored_as_they_are(store: Store, make_run: 
     make_run(store, "r1")
     changes = {"domain": {"before": None, "after": "müller.de", "step": "domain", "confidence": 0.9}}
     store.save_chunk_verdicts("r1", 0, proposal_rows=[
-        {"record_id": "A1", "chunk_no": 0, "changes": orjson.Fragment(orjson.dumps(changes)),
+        {"record_id": "A1", "chunk_no": 0, "changes": orjson.Fragment(orjson.dumps(changes).decode()),
          "proposal_hash": "h1", "verdict": "pass", "reasons": [], "outcome": "proposed"},
         {"record_id": "A2", "chunk_no": 0, "changes": orjson.Fragment(b"{}"), "proposal_hash": "",
          "verdict": None, "reasons": ["failed:domain"], "outcome": "dead_lettered"},
