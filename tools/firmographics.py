@@ -37,9 +37,9 @@ COUNTRY_PENALTY = 5.0  # same name, other country: often a sister company, so on
 DOMAIN_PENALTY = 10.0  # the account has its own domain and it is not the candidate's
 BLOCK_PREFIX = 3
 # For lower-case ASCII: "&" reads "and", dots go ("S.p.A." -> "spa", "K.K." -> "kk"), anything else
-# that is not a letter or a digit separates words. One translate, not a regex: it runs for every
-# reference company when the index is built, and for every lookup.
-_TO_WORDS = str.maketrans({**{chr(c): " " for c in range(128) if not chr(c).isalnum() or chr(c).isupper()},
+# but a-z and 0-9 separates words. One translate, not a regex: it runs for every reference company
+# when the index is built, and for every lookup.
+_TO_WORDS = str.maketrans({**{chr(c): " " for c in range(128) if not ("a" <= chr(c) <= "z" or "0" <= chr(c) <= "9")},
                            "&": " and ", ".": None})
 
 
