@@ -50,14 +50,20 @@ class TicketResult(BaseModel):
     error: str | None = None
 
 
-def needs_ticket(request: TicketRequest) -> str | None:
-    """Why sales ops must look at this account, or None."""
+def ticket_reason(email_status: str | None, phone_e164: str | None) -> str | None:
+    """Why sales ops must look at an account, or None."""
     problems = []
-    if request.email_status == "invalid":
+    if email_status == "invalid":
         problems.append("the e-mail address is invalid")
-    if request.phone_e164 is None:
+    if phone_e164 is None:
         problems.append("the phone number could not be normalised")
     return " and ".join(problems) or None
+
+
+def needs_ticket(values: dict[str, Any]) -> bool:
+    """The records ``tickets_open`` acts on, from the values it would be sent: most accounts need no
+    ticket, and the ledger need not record a write for each of them (``ToolSpec.acts_on``)."""
+    return ticket_reason(values.get("email_status"), values.get("phone_e164")) is not None
 
 
 class TicketClient:
@@ -132,7 +138,7 @@ def _seconds(value: str | None) -> float | None:
 def make_tickets_open(client: TicketClient) -> ToolSpec[Any, Any]:
     """The ticket write tool bound to one ticketing service."""
 
-    @tool(effect=SideEffect.WRITE, version="1", batched=True)
+    @tool(effect=SideEffect.WRITE, version="1", batched=True, acts_on=needs_ticket)
     def tickets_open(requests: list[TicketRequest]) -> list[TicketResult]:
         """Open one follow-up ticket for sales ops per account whose e-mail is invalid or whose phone
         could not be normalised (accounts that need neither are reported unchanged). Idempotent: each
@@ -142,7 +148,7 @@ def make_tickets_open(client: TicketClient) -> ToolSpec[Any, Any]:
         results: list[TicketResult | None] = []
         to_open: list[tuple[int, str, dict[str, Any]]] = []  # (position, key, body)
         for request in requests:
-            reason = needs_ticket(request)
+            reason = ticket_reason(request.email_status, request.phone_e164)
             if reason is None:
                 results.append(TicketResult(account_id=request.account_id, status="unchanged"))
                 continue

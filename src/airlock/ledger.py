@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -125,22 +125,24 @@ def commit(
     result = CommitResult()
     written: set[str] = set()
     live = {item.record_id: item for item in items}
-    # Every write's base key of every record, and their ledger rows in one query: a write's processing
-    # never touches the keys of the writes after it, so the rows are current when each write is resolved.
-    base_keys = {write.id: {rid: idempotency_key(run_id, plan.hash, write, rid) for rid in live}
+    if dry_run:
+        if plan.writes:
+            result.outcomes.update(dict.fromkeys(live, "would_write"))
+        return result
+    # Each write's values for the records it acts on, their base keys, and the keys' ledger rows in
+    # one query: a write's processing never touches the keys of the writes after it, so the rows are
+    # current when each write is resolved.
+    values_of = {write.id: _acted_on(write, registry[write.tool], live.values()) for write in plan.writes}
+    base_keys = {write.id: {rid: idempotency_key(run_id, plan.hash, write, rid) for rid in values_of[write.id]}
                  for write in plan.writes}
-    rows = {} if dry_run else store.existing_effects([k for keys in base_keys.values() for k in keys.values()])
-    if not dry_run and not retry_refused:
+    rows = store.existing_effects([k for keys in base_keys.values() for k in keys.values()])
+    if not retry_refused:
         _skip_refused(base_keys, rows, live)
     for index, write in enumerate(plan.writes):
         spec = registry[write.tool]
-        prepared = []
-        for item in live.values():
-            values = write_inputs(write, item.record, item.after)
-            prepared.append((item.record_id, base_keys[write.id][item.record_id], values_hash(values), values))
-        if dry_run:
-            result.outcomes.update({rid: "would_write" for rid, *_ in prepared})
-            continue
+        keys = base_keys[write.id]
+        prepared = [(record_id, keys[record_id], values_hash(values), values)
+                    for record_id, values in values_of[write.id].items() if record_id in live]
         resolved = _resolve_keys(store, [base for _, base, _, _ in prepared], rows)
         to_send, intents = [], []
         for record_id, base, vhash, values in prepared:
@@ -202,10 +204,17 @@ def commit(
             _dead_letter(ctx, record_id, "commit", write.id, spec, "WriteRefused", error,
                          {"write": write.id, "idempotency_key": key,
                           "values": {k: v for k, v in payload.items() if k != IDEMPOTENCY_FIELD}})
-    if not dry_run:
-        for record_id in live:
-            result.outcomes[record_id] = "written" if record_id in written else "unchanged"
+    for record_id in live:
+        result.outcomes[record_id] = "written" if record_id in written else "unchanged"
     return result
+
+
+def _acted_on(write: Write, spec: ToolSpec[Any, Any], items: Iterable[CommitItem]) -> dict[str, dict[str, Any]]:
+    """Record id -> the write's values, for the records the write's tool acts on (all of them unless
+    it says otherwise): the others have no key, no ledger row and are not sent."""
+    values = ((item.record_id, write_inputs(write, item.record, item.after)) for item in items)
+    acts_on = spec.acts_on
+    return {rid: v for rid, v in values if acts_on is None or acts_on(v)}
 
 
 def _skip_refused(base_keys: dict[str, dict[str, str]], known: dict[str, dict[str, Any]],

@@ -92,6 +92,10 @@ class ToolSpec(Generic[I, O]):
     batched: bool = False
     # Records per call of a batched propose-phase tool (a model call classifying many records).
     batch_size: int | None = None
+    # A write tool's own test of the records it acts on, from the values it would be sent (without
+    # the engine-supplied key and hash): the ledger neither keys, records nor sends the others. A
+    # write that touches few records (a ticket for broken contacts) then costs nothing for the rest.
+    acts_on: Callable[[dict[str, Any]], bool] | None = field(default=None, repr=False, compare=False)
 
     @cached_property
     def policy(self) -> EffectPolicy:
@@ -198,10 +202,13 @@ def tool(
     produces: Sequence[str] | None = None,
     batched: bool = False,
     batch_size: int | None = None,
+    acts_on: Callable[[dict[str, Any]], bool] | None = None,
 ) -> Callable[[Callable[..., Any]], ToolSpec[Any, Any]]:
     """Declare a tool. ``requires`` defaults to the input model's fields, ``produces`` to the
     output's (less ``confidence`` and ``flags``, which speak about the values rather than being one).
-    A batched tool takes ``list[Input]`` and returns ``list[Output]`` of the same length."""
+    A batched tool takes ``list[Input]`` and returns ``list[Output]`` of the same length. A write
+    tool may say which records it ``acts_on`` (see ``ToolSpec.acts_on``); it must still answer
+    ``unchanged`` for the others when it is called with them directly."""
 
     def decorate(fn: Callable[..., Any]) -> ToolSpec[Any, Any]:
         tool_name = name or fn.__name__
@@ -210,6 +217,8 @@ def tool(
         _require_forbid(output_model, "output", tool_name)
         if effect in (SideEffect.WRITE, SideEffect.EXTERNAL) and IDEMPOTENCY_FIELD not in input_model.model_fields:
             raise TypeError(f"tool {tool_name}: a {effect.value} tool's input needs an '{IDEMPOTENCY_FIELD}' field")
+        if acts_on is not None and effect not in (SideEffect.WRITE, SideEffect.EXTERNAL):
+            raise TypeError(f"tool {tool_name}: only a write or external tool can say which records it acts on")
         req = tuple(requires) if requires is not None else tuple(
             f for f in input_model.model_fields if f not in ENGINE_SUPPLIED
         )
@@ -219,7 +228,8 @@ def tool(
         doc = description or inspect.getdoc(fn) or ""
         if not doc:
             raise TypeError(f"tool {tool_name} needs a description (docstring): the planner reads it")
-        return ToolSpec(tool_name, version, doc, effect, input_model, output_model, req, prod, fn, batched, batch_size)
+        return ToolSpec(tool_name, version, doc, effect, input_model, output_model, req, prod, fn, batched, batch_size,
+                        acts_on)
 
     return decorate
 

@@ -79,7 +79,11 @@ def test_commit_twice_writes_nothing_the_second_time(prefect_backend: None, airl
     applied = crm().count_applied()
     # The ledger's own record says these were done: nothing is sent.
     summary = commit_records(run["id"], plan, passed, dry_run=False, actor="tester")
-    assert summary.duplicates_prevented == len(passed) * len(plan.writes)
+    recorded = store().effects_for(run["id"])
+    # Every CRM update, and a ticket for each broken contact (the ticket tool acts on no other record).
+    assert sorted({e["target"] for e in recorded}) == ["crm", "tickets"]
+    assert sum(e["target"] == "crm" for e in recorded) == len(passed) > sum(e["target"] == "tickets" for e in recorded)
+    assert summary.duplicates_prevented == len(recorded)
     assert crm().count_applied() == applied
     # Even with the ledger's outcome lost (a crash after the write), the CRM's applied keys stop a
     # second write: the key is sent again and the CRM answers 'duplicate'.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal
 
 import pytest
@@ -45,10 +46,10 @@ class FakeCrm:
         self.down_for = 0  # calls that fail before anything is applied
         self.lose_responses = 0  # calls that apply, then fail to answer
 
-    def spec(self) -> ToolSpec[Any, Any]:
+    def spec(self, acts_on: Callable[[dict[str, Any]], bool] | None = None) -> ToolSpec[Any, Any]:
         crm = self
 
-        @tool(effect=SideEffect.WRITE, batched=True, name="crm_write")
+        @tool(effect=SideEffect.WRITE, batched=True, name="crm_write", acts_on=acts_on)
         def crm_write(updates: list[AccountUpdate]) -> list[UpdateResult]:
             """Writes country codes and phone numbers to the CRM; idempotent by key."""
             crm.batches.append([u.account_id for u in updates])
@@ -145,6 +146,27 @@ def test_the_same_key_with_other_values_is_a_conflict(store: Store, plan: Plan, 
     assert changed.duplicates_prevented == 2
     assert crm.rows["A2"]["country_code"] == "FR"  # never overwritten
     assert crm.batches == [["A1", "A2", "A3"]]
+
+
+def test_a_write_that_says_which_records_it_acts_on_neither_records_nor_sends_the_others(
+    store: Store, plan: Plan, crm: FakeCrm, sleeps: list[float]
+) -> None:
+    registry = ToolRegistry([crm.spec(acts_on=lambda values: values["country_code"] is not None)])
+    result = commit(store, plan, registry, RUN, items(ITEMS), sleep=sleeps.append)
+
+    assert crm.batches == [["A1", "A2"]]
+    assert result.outcomes == {"A1": "written", "A2": "written", "A3": "unchanged"}
+    assert {e["record_id"] for e in store.effects_for(RUN)} == {"A1", "A2"}  # no key, no row for A3
+    assert store.effect_counts(RUN) == {"crm": {"applied": 2}}
+
+    again = commit(store, plan, registry, RUN, items(ITEMS), sleep=sleeps.append)
+    assert crm.batches == [["A1", "A2"]]  # nothing sent twice, nothing sent for A3
+    assert again.outcomes == result.outcomes and again.duplicates_prevented == 2
+    # A record the write comes to act on (its values changed) is written under its own key.
+    now_de = commit(store, plan, registry, RUN, items({**ITEMS, "A3": "DE"}), sleep=sleeps.append)
+    assert crm.batches[-1] == ["A3"] and now_de.outcomes["A3"] == "written" and now_de.conflicts == []
+    assert commit(store, plan, registry, RUN, items(ITEMS), dry_run=True).outcomes == dict.fromkeys(
+        ITEMS, "would_write")
 
 
 def test_dry_run_writes_nothing(store: Store, plan: Plan, write_registry: ToolRegistry, crm: FakeCrm,

@@ -105,6 +105,16 @@ def test_write_and_external_tools_need_an_idempotency_key(effect: SideEffect) ->
         tool(effect=effect)(save)
 
 
+@pytest.mark.parametrize("effect", [SideEffect.NONE, SideEffect.READ])
+def test_only_a_write_can_say_which_records_it_acts_on(effect: SideEffect) -> None:
+    def greet(data: NameIn) -> GreetingOut:
+        """Greets."""
+        return GreetingOut(greeting=f"hello {data.name}")
+
+    with pytest.raises(TypeError, match="only a write or external tool can say which records it acts on"):
+        tool(effect=effect, acts_on=lambda values: True)(greet)
+
+
 def test_a_description_is_required() -> None:
     def mute(data: NameIn) -> GreetingOut:
         return GreetingOut(greeting="")

@@ -39,6 +39,12 @@ def test_contract() -> None:
     spec = make_tickets_open(TicketClient(None, []))
     assert spec.effect is SideEffect.WRITE and spec.batched
     assert set(spec.requires) == {"account_id", "email_status", "phone_e164"}
+    # The ledger leaves the accounts it would answer "unchanged" for alone: only broken contacts.
+    assert spec.acts_on is not None
+    assert [spec.acts_on({"account_id": "A1", "email_status": status, "phone_e164": phone})
+            for status, phone in [("valid", "+4930123456"), ("invalid", "+4930123456"), ("valid", None),
+                                  ("unknown", "+4930123456"), (None, "+4930123456")]] == [
+        False, True, True, False, False]
 
 
 def test_opens_one_ticket_per_key_and_answers_a_repeated_key_duplicate(service: TicketService) -> None:
