@@ -50,7 +50,9 @@ def make_crm_update_accounts(crm: CrmDatabase) -> ToolSpec[Any, Any]:
         changes nothing; values equal to the stored ones are reported unchanged. An applied update reports
         the values it replaced, so it can be compensated. Database outages raise a retryable
         infrastructure error."""
-        changes = [AccountChange(**update.model_dump()) for update in updates]
+        # The validated model's own fields (flat strings), not a model_dump copy of them: half the cost,
+        # and a chunk's commit builds 12,500 of these.
+        changes = [AccountChange(**vars(update)) for update in updates]
         statuses = crm.apply_updates_with_before(changes)
         return [
             AccountWriteResult(account_id=update.account_id, status=status, before=before)
