@@ -46,6 +46,12 @@ def _region(country_code: str | None) -> str | None:
     return code if code in phonenumbers.SUPPORTED_REGIONS else None
 
 
+def _has_letters(text: str) -> bool:
+    """Three ASCII letters at least: without them phonenumbers' is_alpha_number is False (its
+    pattern asks for three), and most numbers have none, so the pattern need not run for them."""
+    return sum(1 for c in text if c.isascii() and c.isalpha()) >= 3
+
+
 def _invalid(*flags: str) -> PhoneOutput:
     return PhoneOutput(phone_e164=None, confidence=0.0, flags=["phone_invalid", *flags])
 
@@ -69,7 +75,11 @@ def normalize_phone(data: PhoneInput) -> PhoneOutput:
         if error.error_type == NumberParseException.INVALID_COUNTRY_CODE and region is None:
             return _invalid("phone_region_unknown")
         return _invalid(_PARSE_FLAGS.get(error.error_type, "phone_unparseable"))
-    if not phonenumbers.is_valid_number(number):
+    # is_valid_number(number) is is_valid_number_for_region(number, region_code_for_number(number)):
+    # the number's region is worked out once here, for the validity and the mismatch check alike (for a
+    # calling code shared by several regions, +1 or +44, finding it was a quarter of this tool's time).
+    number_region = phonenumbers.region_code_for_number(number)
+    if not phonenumbers.is_valid_number_for_region(number, number_region):
         reason = phonenumbers.is_possible_number_with_reason(number)
         return _invalid(*([_LENGTH_FLAGS[reason]] if reason in _LENGTH_FLAGS else []))
     flags: list[str] = []
@@ -77,11 +87,11 @@ def normalize_phone(data: PhoneInput) -> PhoneOutput:
     if number.extension:
         flags.append("phone_extension_dropped")
         confidence = 0.9
-    if phonenumbers.is_alpha_number(raw):
+    if _has_letters(raw) and phonenumbers.is_alpha_number(raw):
         # Letters turned into digits (vanity numbers) are more often junk in a CRM than real.
         flags.append("phone_letters_converted")
         confidence = min(confidence, 0.5)
-    if region is not None and phonenumbers.region_code_for_number(number) != region:
+    if region is not None and number_region != region:
         flags.append("phone_country_mismatch")
         confidence = min(confidence, 0.7)
     return PhoneOutput(

@@ -44,6 +44,28 @@ def test_number_of_another_country_is_kept_but_flagged() -> None:
 
 
 @pytest.mark.parametrize(
+    ("phone", "country", "e164", "flags"),
+    [
+        # A calling code several regions share: the number's own region decides, not the code's first.
+        ("+1 416 555 0123", "US", "+14165550123", ["phone_country_mismatch"]),  # Toronto
+        ("(416) 555-0123", "CA", "+14165550123", []),
+        ("+44 1624 812345", "GB", "+441624812345", ["phone_country_mismatch"]),  # Isle of Man
+        ("01624 812345", "IM", "+441624812345", []),
+    ],
+)
+def test_a_shared_calling_code_is_judged_by_the_numbers_own_region(
+        phone: str, country: str, e164: str, flags: list[str]) -> None:
+    out = normalize_phone.call({"phone": phone, "country_code": country})
+    assert (out.phone_e164, out.flags) == (e164, flags)
+
+
+@pytest.mark.parametrize("phone", ["+49 30 1234567 AB", "+49 30 12345 A", "+49 30 1234567"])
+def test_fewer_than_three_letters_are_not_a_vanity_number(phone: str) -> None:
+    out = normalize_phone.call({"phone": phone, "country_code": "DE"})
+    assert "phone_letters_converted" not in out.flags
+
+
+@pytest.mark.parametrize(
     ("phone", "country", "flag"),
     [
         ("01512", "DE", "phone_invalid"),
