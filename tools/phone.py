@@ -79,7 +79,7 @@ def normalize_phone(data: PhoneInput) -> PhoneOutput:
     # the number's region is worked out once here, for the validity and the mismatch check alike (for a
     # calling code shared by several regions, +1 or +44, finding it was a quarter of this tool's time).
     number_region = phonenumbers.region_code_for_number(number)
-    if not phonenumbers.is_valid_number_for_region(number, number_region):
+    if number_region is None or not phonenumbers.is_valid_number_for_region(number, number_region):
         reason = phonenumbers.is_possible_number_with_reason(number)
         return _invalid(*([_LENGTH_FLAGS[reason]] if reason in _LENGTH_FLAGS else []))
     flags: list[str] = []
