@@ -126,6 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if len({v.name for v in args.variant}) != len(args.variant):
         parser.error("variant names must differ")
+    if args.rounds < 1 or args.records < 1:
+        parser.error("--rounds and --records must be at least 1")
     # What Bench reads of its arguments; the rest of throughput.py's options do not apply here.
     args.chunk_size, args.sample_interval, args.py_spy, args.profile_modes = None, 0.1, None, []
     args.project_dir, args.modes = args.variant[0].project_dir, ["airlock"]
