@@ -67,7 +67,7 @@ def check_plan(plan: Plan, registry: ToolRegistry) -> list[str]:
         spec = _known_tool(registry, write.tool, f"write {write.id!r}", problems)
         if spec is None:
             continue
-        if spec.effect not in (SideEffect.WRITE, SideEffect.EXTERNAL):
+        if spec.policy.phase is not Phase.COMMIT:
             problems.append(f"write {write.id!r}: tool {spec.name!r} has effect {spec.effect.value!r}, not a write")
         _check_effect(spec, allowed, f"write {write.id!r}", problems)
         if spec.effect is SideEffect.EXTERNAL and write.id not in plan.policy.approvals:

@@ -215,9 +215,10 @@ def tool(
         input_model, output_model = _models_of(fn, batched)
         _require_forbid(input_model, "input", tool_name)
         _require_forbid(output_model, "output", tool_name)
-        if effect in (SideEffect.WRITE, SideEffect.EXTERNAL) and IDEMPOTENCY_FIELD not in input_model.model_fields:
+        commits = policy_for(effect).phase is Phase.COMMIT  # a write or external tool
+        if commits and IDEMPOTENCY_FIELD not in input_model.model_fields:
             raise TypeError(f"tool {tool_name}: a {effect.value} tool's input needs an '{IDEMPOTENCY_FIELD}' field")
-        if acts_on is not None and effect not in (SideEffect.WRITE, SideEffect.EXTERNAL):
+        if acts_on is not None and not commits:
             raise TypeError(f"tool {tool_name}: only a write or external tool can say which records it acts on")
         req = tuple(requires) if requires is not None else tuple(
             f for f in input_model.model_fields if f not in ENGINE_SUPPLIED
