@@ -322,7 +322,7 @@ def _call_batch(
         attempts = [{"tool": spec.name, **asdict(a)} for a in outcome.attempts]
         return {record_id: (spec, error, attempts) for record_id in record_ids}
     for record_id, output in zip(record_ids, outputs, strict=True):
-        dumped = output.model_dump(mode="json")
+        dumped = spec.dump_output(output)
         dumped[TOOL_KEY] = spec.name
         result.outputs[record_id] = dumped
     return {}
@@ -359,7 +359,7 @@ def _call(
         output = spec.call(tool_input)
     except Exception as error:  # noqa: BLE001 - handed to the retry loop, which re-raises what it gives up on
         output = _retried(caller, tool_input, error, attempts, sleep)
-    dumped = output.model_dump(mode="json")
+    dumped = spec.dump_output(output)
     dumped[TOOL_KEY] = spec.name
     if key is not None:
         cache.put(spec.spec_hash, key, dumped)  # type: ignore[union-attr]

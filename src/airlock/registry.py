@@ -122,9 +122,15 @@ class ToolSpec(Generic[I, O]):
         }
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
 
+    @cached_property
+    def _validate_input(self) -> Callable[[Any], I]:
+        # The model's own validator: ``model_validate`` without its Python wrapper, a third less per
+        # call, and this runs once per record of every step.
+        return self.input_model.__pydantic_validator__.validate_python
+
     def validate_input(self, payload: dict[str, Any]) -> I:
         try:
-            return self.input_model.model_validate(payload)
+            return self._validate_input(payload)
         except ValidationError as error:
             raise ToolInputError(f"{self.name}: input does not match its schema: {_short(error)}") from error
 
@@ -135,6 +141,13 @@ class ToolSpec(Generic[I, O]):
             return self.output_model.model_validate(value)
         except ValidationError as error:
             raise ToolOutputError(f"{self.name}: output breaks its contract: {_short(error)}") from error
+
+    @staticmethod
+    def dump_output(output: BaseModel) -> dict[str, Any]:
+        """An output as JSON values: ``model_dump(mode="json")`` through the model's own serializer,
+        without the wrapper (half the cost, once per record of every step)."""
+        dumped: dict[str, Any] = output.__pydantic_serializer__.to_python(output, mode="json")
+        return dumped
 
     def call(self, payload: dict[str, Any]) -> O:
         """One record: validate the input, run the tool, hold the output to its contract."""

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import date
+from decimal import Decimal
+from enum import StrEnum
 from typing import Any
 
 import pytest
@@ -199,6 +202,28 @@ def test_call_holds_the_output_to_its_contract() -> None:
     with pytest.raises(ToolOutputError, match="score: Extra inputs are not permitted"):
         tool(effect=SideEffect.NONE)(extra_field).call({"name": "a"})
     assert tool(effect=SideEffect.NONE)(as_dict).call({"name": "a"}) == GreetingOut(greeting="hi")
+
+
+class Kind(StrEnum):
+    A = "a"
+
+
+class Dated(Strict):
+    when: date
+    amount: Decimal
+    kind: Kind
+    tags: tuple[str, ...] = ()
+    nested: GreetingOut | None = None
+
+
+def test_an_output_is_dumped_as_model_dump_json_would() -> None:
+    """``dump_output`` (the model's serializer without pydantic's wrapper) gives what
+    ``model_dump(mode="json")`` gives: dates, decimals and enums as JSON values, nested models as dicts."""
+    output = Dated(when=date(2026, 12, 7), amount=Decimal("1.50"), kind=Kind.A, tags=("x",),
+                   nested=GreetingOut(greeting="hi", flags=["f"]))
+    assert ToolSpec.dump_output(output) == output.model_dump(mode="json")
+    assert ToolSpec.dump_output(output)["when"] == "2026-12-07"
+    assert ToolSpec.dump_output(GreetingOut(greeting="hi")) == GreetingOut(greeting="hi").model_dump(mode="json")
 
 
 def test_tool_errors_are_not_retryable() -> None:
